@@ -1,0 +1,97 @@
+"""The one JSON codec (orjson) for every event and command on Kafka."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+import orjson
+from pydantic import Field, TypeAdapter, ValidationError
+
+from events.applications import ApplicationRegistered
+from events.base import Message
+from events.commands import DeliverWebhook, SendMessage
+from events.dispatch import (
+    MessageSendFailed,
+    MessageStatusReceived,
+    MessageSubmitted,
+    StepStarted,
+    StepTimedOut,
+    Tick,
+    TimerScheduled,
+    UsageAmended,
+    WebhookAbandoned,
+    WebhookDelivered,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowRequested,
+)
+
+LogEvent = (
+    WorkflowRequested
+    | StepStarted
+    | MessageSubmitted
+    | MessageSendFailed
+    | MessageStatusReceived
+    | TimerScheduled
+    | StepTimedOut
+    | WorkflowCompleted
+    | WorkflowFailed
+    | UsageAmended
+    | WebhookDelivered
+    | WebhookAbandoned
+    | Tick
+)
+"""Anything that may be read from ``dispatch.events``."""
+
+_log_event = TypeAdapter[LogEvent](Annotated[LogEvent, Field(discriminator="type")])
+_send = TypeAdapter(SendMessage)
+_webhook = TypeAdapter(DeliverWebhook)
+_application = TypeAdapter(ApplicationRegistered)
+
+M = TypeVar("M", bound=Message)
+
+
+class UndecodableMessage(ValueError):
+    """Bytes that are not JSON, or JSON that matches no known schema."""
+
+
+def encode(message: Message) -> bytes:
+    return orjson.dumps(message.model_dump(mode="python", by_alias=True))
+
+
+def to_json(value: Any) -> bytes:
+    """orjson for plain data (HTTP bodies, webhook payloads)."""
+    return orjson.dumps(value)
+
+
+def from_json(data: bytes | str) -> Any:
+    return orjson.loads(data)
+
+
+def _decode(adapter: TypeAdapter[Any], data: bytes) -> Any:
+    try:
+        return adapter.validate_python(orjson.loads(data))
+    except orjson.JSONDecodeError as exc:
+        raise UndecodableMessage(f"not JSON: {exc}") from exc
+    except ValidationError as exc:
+        raise UndecodableMessage(f"no known schema matches: {exc.errors()[:3]}") from exc
+
+
+def decode_event(data: bytes) -> LogEvent:
+    result: LogEvent = _decode(_log_event, data)
+    return result
+
+
+def decode_send(data: bytes) -> SendMessage:
+    result: SendMessage = _decode(_send, data)
+    return result
+
+
+def decode_webhook(data: bytes) -> DeliverWebhook:
+    result: DeliverWebhook = _decode(_webhook, data)
+    return result
+
+
+def decode_application(data: bytes) -> ApplicationRegistered:
+    result: ApplicationRegistered = _decode(_application, data)
+    return result

@@ -1,0 +1,164 @@
+"""Events of ``dispatch.events``: the log of record, keyed by ``dispatch_uuid``.
+
+Every fact about a dispatch is one of these. The processor's state is a fold of
+them, the projector's read models too, and replaying them from offset 0
+reproduces every decision.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from events.base import Message
+
+Channel = Literal["sms", "mms", "whatsapp", "viber_service_msg", "messenger"]
+MessageStatus = Literal["submitted", "delivered", "read", "rejected", "undeliverable"]
+WebhookKind = Literal["status", "final"]
+FinalStatus = Literal["completed", "error"]
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    currency: str = "EUR"
+    price: str
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: int | None = None
+    reason: str
+
+
+class DispatchEvent(Message):
+    dispatch_uuid: uuid.UUID
+
+
+class WorkflowRequested(DispatchEvent):
+    """A client's dispatch, accepted by the gateway (202 only after this is acked)."""
+
+    type: Literal["WorkflowRequested"] = "WorkflowRequested"
+    application_id: str
+    template: Literal["failover"] = "failover"
+    # The validated workflow items, exactly as the client sent them (Messages
+    # API v0.1 objects, each with ``failover`` except the last).
+    workflow: list[dict[str, Any]]
+    idempotency_key: str | None = None
+
+
+class StepStarted(DispatchEvent):
+    """The processor decided to send step ``step`` (0-based) of the workflow."""
+
+    type: Literal["StepStarted"] = "StepStarted"
+    step: int
+    channel: Channel
+    command_id: uuid.UUID
+
+
+class MessageSubmitted(DispatchEvent):
+    """The provider accepted the step's message (2xx with a message_uuid)."""
+
+    type: Literal["MessageSubmitted"] = "MessageSubmitted"
+    step: int
+    command_id: uuid.UUID
+    message_uuid: str
+
+
+class MessageSendFailed(DispatchEvent):
+    """The provider refused the message, or stayed unreachable past the retry budget."""
+
+    type: Literal["MessageSendFailed"] = "MessageSendFailed"
+    step: int
+    command_id: uuid.UUID
+    error: ErrorDetail
+    http_status: int | None = None
+
+
+class MessageStatusReceived(DispatchEvent):
+    """A Messages API status callback for one of this dispatch's messages."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    type: Literal["MessageStatusReceived"] = "MessageStatusReceived"
+    message_uuid: str
+    step: int | None = None
+    status: MessageStatus
+    timestamp: AwareDatetime
+    to: dict[str, Any] = Field(default_factory=dict)
+    from_: dict[str, Any] = Field(default_factory=dict, alias="from")
+    error: ErrorDetail | None = None
+    usage: Usage | None = None
+
+
+class TimerScheduled(DispatchEvent):
+    """The processor armed a deadline for a step (expiry, or the last-step limit).
+
+    Recording the deadline as an event keeps replays independent of the
+    configuration that was in force when the decision was made.
+    """
+
+    type: Literal["TimerScheduled"] = "TimerScheduled"
+    step: int
+    deadline_at: AwareDatetime
+    reason: Literal["expiry", "final_step_limit"]
+
+
+class StepTimedOut(DispatchEvent):
+    type: Literal["StepTimedOut"] = "StepTimedOut"
+    step: int
+    deadline_at: AwareDatetime
+    tick_at: AwareDatetime
+
+
+class WorkflowCompleted(DispatchEvent):
+    type: Literal["WorkflowCompleted"] = "WorkflowCompleted"
+    step: int
+    message_uuid: str | None = None
+
+
+class WorkflowFailed(DispatchEvent):
+    type: Literal["WorkflowFailed"] = "WorkflowFailed"
+    step: int
+    reason: str
+
+
+class UsageAmended(DispatchEvent):
+    """A price arrived after the final report; the true total is ``total``."""
+
+    type: Literal["UsageAmended"] = "UsageAmended"
+    message_uuid: str
+    usage: Usage
+    total: Usage
+
+
+class WebhookDelivered(DispatchEvent):
+    type: Literal["WebhookDelivered"] = "WebhookDelivered"
+    webhook_id: uuid.UUID
+    kind: WebhookKind
+    attempts: int
+    http_status: int
+
+
+class WebhookAbandoned(DispatchEvent):
+    type: Literal["WebhookAbandoned"] = "WebhookAbandoned"
+    webhook_id: uuid.UUID
+    kind: WebhookKind
+    attempts: int
+    reason: str
+    http_status: int | None = None
+
+
+class Tick(Message):
+    """Time itself: appended to every partition about once a second by the ticker.
+
+    Not about one dispatch; it carries the partition it was written to so the
+    fold reads that partition's due timers.
+    """
+
+    type: Literal["Tick"] = "Tick"
+    partition: int
+    now: AwareDatetime

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# `make test`: lint, then a fresh broker on its own port, then the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export KAFKA_PORT=${TEST_KAFKA_PORT:-19092}
+export KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
+
+echo "== lint"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+
+echo "== broker"
+broker/kafka.sh start
+trap 'broker/kafka.sh stop' EXIT
+
+echo "== tests"
+.venv/bin/pytest -p no:cacheprovider "$@"

@@ -1,0 +1,1 @@
+"""The processes of Dispatch: gateway, processor, sender, webhooks, simulator, CLI."""

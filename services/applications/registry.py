@@ -1,0 +1,116 @@
+"""Follows the compacted ``dispatch.applications`` topic into memory.
+
+Every process that needs applications (the gateway for auth, the webhook
+deliverer for URLs and secrets) runs one. It reads the topic from the start,
+reports itself loaded once it reached the end offsets it saw at start-up, then
+keeps following, so a new application works within seconds without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from events.applications import ApplicationRegistered
+from events.codec import UndecodableMessage, decode_application
+from services.kafka import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+class ApplicationRegistry:
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._settings = settings
+        self._by_id: dict[str, ApplicationRegistered] = {}
+        self._by_api_key: dict[str, ApplicationRegistered] = {}
+        self._loaded = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    # -- reads -----------------------------------------------------------------
+    def get(self, application_id: str) -> ApplicationRegistered | None:
+        return self._by_id.get(application_id)
+
+    def by_api_key(self, api_key: str) -> ApplicationRegistered | None:
+        return self._by_api_key.get(api_key)
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded.is_set()
+
+    async def wait_loaded(self, timeout: float = 30.0) -> None:
+        await asyncio.wait_for(self._loaded.wait(), timeout)
+
+    def apply(self, app: ApplicationRegistered) -> None:
+        """Fold one record in (also used directly by unit tests)."""
+        previous = self._by_id.get(app.application_id)
+        if previous is not None and previous.api_key != app.api_key:
+            self._by_api_key.pop(previous.api_key, None)
+        self._by_id[app.application_id] = app
+        self._by_api_key[app.api_key] = app
+
+    # -- lifecycle -------------------------------------------------------------
+    async def start(self) -> None:
+        topic = self._settings.topics.applications
+        # No group: every process reads the whole registry itself.
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id=f"registry-{uuid.uuid4().hex[:6]}",
+        )
+        await self._consumer.start()
+        try:
+            await self._assign_from_beginning(topic)
+        except BaseException:
+            await self._consumer.stop()
+            raise
+
+    async def _assign_from_beginning(self, topic: str) -> None:
+        assert self._consumer is not None
+        # Without a group, subscribe() assigns every partition to this consumer,
+        # and auto_offset_reset=earliest starts each one at the beginning.
+        self._consumer.subscribe([topic])
+        for _ in range(200):
+            assigned = self._consumer.assignment()
+            if assigned:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise RuntimeError(f"topic {topic} has no partitions; run ensure_topics first")
+        tps = sorted(assigned)
+        end_offsets = await self._consumer.end_offsets(tps)
+        self._task = asyncio.create_task(self._follow(end_offsets), name="application-registry")
+
+    async def _follow(self, end_offsets: dict[TopicPartition, int]) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        while True:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    if record.value is None:
+                        continue
+                    try:
+                        self.apply(decode_application(record.value))
+                    except UndecodableMessage as exc:
+                        log.warning("skipping undecodable application record: %s", exc)
+            if not self._loaded.is_set():
+                positions = [await consumer.position(tp) for tp in end_offsets]
+                if all(
+                    pos >= end for pos, end in zip(positions, end_offsets.values(), strict=True)
+                ):
+                    self._loaded.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()

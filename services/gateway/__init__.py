@@ -1,0 +1,1 @@
+"""The HTTP gateway: accepts dispatches and channel statuses, serves read endpoints."""

@@ -1,0 +1,1 @@
+"""Delivers signed status and final-report webhooks with durable retries."""
