@@ -15,7 +15,8 @@ root=$(dirname "$here")
 port=${KAFKA_PORT:-9092}
 controller_port=${KAFKA_CONTROLLER_PORT:-$((port + 1))}
 state="$root/.local/kafka-$port"
-lib="$here/lib"
+version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
+lib="$here/lib/$version"
 pidfile="$state/broker.pid"
 log="$state/broker.log"
 ready_timeout=${KAFKA_READY_TIMEOUT:-60}
@@ -23,8 +24,8 @@ ready_timeout=${KAFKA_READY_TIMEOUT:-60}
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 fetch() {
-  if ls "$lib"/kafka_2.13-*.jar >/dev/null 2>&1; then return 0; fi
-  echo "fetching Apache Kafka jars into $lib (once)"
+  if [ -f "$lib/kafka_2.13-$version.jar" ]; then return 0; fi
+  echo "fetching Apache Kafka $version jars into $lib (once)"
   (cd "$here" && mvn -q -B dependency:copy-dependencies -DoutputDirectory="$lib")
 }
 
@@ -101,7 +102,7 @@ PROPS
     fi
     sleep 0.5
   done
-  echo "broker ready on 127.0.0.1:$port (pid $(cat "$pidfile"), data in $state)"
+  echo "Kafka $version ready on 127.0.0.1:$port (pid $(cat "$pidfile"), data in $state)"
 }
 
 stop() {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from projections.cli import audit, replay
 from services.applications.cli import apps
 from services.webhooks.cli import webhooks
 
@@ -15,3 +16,5 @@ def main() -> None:
 
 main.add_command(apps)
 main.add_command(webhooks)
+main.add_command(audit)
+main.add_command(replay)

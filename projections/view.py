@@ -1,0 +1,173 @@
+"""The workflow read model: a pure fold of one dispatch's events into a view.
+
+The view is plain JSON-ready data (what ``GET /v0.1/dispatch/{uuid}`` shows).
+Applying an event twice leaves the view as it was, so a replay, or a
+redelivered event, cannot double-count a status or a price.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from events.codec import LogEvent
+from events.dispatch import (
+    MessageSendFailed,
+    MessageStatusReceived,
+    MessageSubmitted,
+    StepStarted,
+    StepTimedOut,
+    Tick,
+    TimerScheduled,
+    UsageAmended,
+    WebhookAbandoned,
+    WebhookDelivered,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowRequested,
+)
+
+View = dict[str, Any]
+
+IN_FLIGHT = ("started", "submitted")
+CONDITION_MET = {"delivered": {"delivered", "read"}, "read": {"read"}}
+
+
+def new_view(event: WorkflowRequested) -> View:
+    steps: list[dict[str, Any]] = []
+    for index, item in enumerate(event.workflow):
+        failover = item.get("failover") or {}
+        steps.append(
+            {
+                "step": index,
+                "channel": (item.get("to") or {}).get("type"),
+                "to": item.get("to"),
+                "condition_status": failover.get("condition_status"),
+                "expiry_time": failover.get("expiry_time"),
+                "state": "pending",
+                "message_uuid": None,
+                "started_at": None,
+                "submitted_at": None,
+                "deadline_at": None,
+                "error": None,
+                "usage": None,
+                "statuses": [],
+            }
+        )
+    return {
+        "dispatch_uuid": str(event.dispatch_uuid),
+        "application_id": event.application_id,
+        "template": event.template,
+        "status": "in_progress",
+        "current_step": None,
+        "requested_at": _iso(event.occurred_at),
+        "finished_at": None,
+        "steps": steps,
+        "usage": {"price": "0", "currency": "EUR"},
+        "final_report": {"status": None, "delivered": False, "abandoned": False},
+        "webhooks": {"delivered": [], "abandoned": []},
+    }
+
+
+def apply(view: View | None, event: LogEvent) -> View | None:
+    """Fold one event into the view (``None`` until WorkflowRequested is seen)."""
+    if isinstance(event, Tick):
+        return view
+    if isinstance(event, WorkflowRequested):
+        return view if view is not None else new_view(event)
+    if view is None:
+        return None  # events of a dispatch whose request we never saw
+    step = _step(view, getattr(event, "step", None))
+    match event:
+        case StepStarted():
+            if step is not None and step["state"] == "pending":
+                step["state"] = "started"
+                step["started_at"] = _iso(event.occurred_at)
+                view["current_step"] = event.step
+        case MessageSubmitted():
+            if step is not None and step["message_uuid"] is None:
+                step["message_uuid"] = event.message_uuid
+                step["submitted_at"] = _iso(event.occurred_at)
+                if step["state"] in ("pending", "started"):
+                    step["state"] = "submitted"
+        case MessageSendFailed():
+            if step is not None and step["error"] is None:
+                step["error"] = event.error.model_dump()
+                step["state"] = "failed"
+        case TimerScheduled():
+            if step is not None:
+                step["deadline_at"] = _iso(event.deadline_at)
+        case StepTimedOut():
+            if step is not None and step["state"] in ("started", "submitted"):
+                step["state"] = "timed_out"
+        case MessageStatusReceived():
+            _apply_status(view, event)
+        case WorkflowCompleted() | WorkflowFailed():
+            if view["status"] == "in_progress":
+                view["status"] = "completed" if isinstance(event, WorkflowCompleted) else "error"
+                view["final_report"]["status"] = view["status"]
+                view["finished_at"] = _iso(event.occurred_at)
+        case UsageAmended():
+            pass  # the total is recomputed from the prices themselves
+        case WebhookDelivered():
+            _note_webhook(view, "delivered", str(event.webhook_id))
+            if event.kind == "final":
+                view["final_report"]["delivered"] = True
+        case WebhookAbandoned():
+            _note_webhook(view, "abandoned", str(event.webhook_id))
+            if event.kind == "final":
+                view["final_report"]["abandoned"] = True
+    return view
+
+
+def _apply_status(view: View, event: MessageStatusReceived) -> None:
+    step = _step(view, event.step)
+    if step is None:
+        step = next((s for s in view["steps"] if s["message_uuid"] == event.message_uuid), None)
+    if step is None:
+        return
+    entry: dict[str, Any] = {"status": event.status, "timestamp": _iso(event.timestamp)}
+    if event.error is not None:
+        entry["error"] = event.error.model_dump()
+    if event.usage is not None:
+        entry["usage"] = event.usage.model_dump()
+    if entry in step["statuses"]:
+        return
+    step["statuses"].append(entry)
+    if step["message_uuid"] is None:
+        step["message_uuid"] = event.message_uuid
+    if event.usage is not None:
+        step["usage"] = event.usage.model_dump()
+        view["usage"] = _total_usage(view)
+    condition = step["condition_status"] or "delivered"
+    met = event.status in CONDITION_MET[condition] and step["state"] != "timed_out"
+    failed = event.status in ("rejected", "undeliverable") and step["state"] in IN_FLIGHT
+    if met or failed:
+        step["state"] = event.status
+
+
+def _total_usage(view: View) -> dict[str, str]:
+    prices = [Decimal(s["usage"]["price"]) for s in view["steps"] if s["usage"] is not None]
+    currency = next((s["usage"]["currency"] for s in view["steps"] if s["usage"]), "EUR")
+    return {"price": _decimal_str(sum(prices, Decimal(0))), "currency": currency}
+
+
+def _decimal_str(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def _note_webhook(view: View, outcome: str, webhook_id: str) -> None:
+    ids: list[str] = view["webhooks"][outcome]
+    if webhook_id not in ids:
+        ids.append(webhook_id)
+
+
+def _step(view: View, index: int | None) -> dict[str, Any] | None:
+    if index is None or not 0 <= index < len(view["steps"]):
+        return None
+    step: dict[str, Any] = view["steps"][index]
+    return step
+
+
+def _iso(value: Any) -> str:
+    return str(value.isoformat())

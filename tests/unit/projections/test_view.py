@@ -1,0 +1,60 @@
+"""The workflow view shows what a user needs to see, and a replayed or
+redelivered event never changes it twice."""
+
+from __future__ import annotations
+
+import uuid
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from projections.view import apply
+from tests.fixtures_events import failover_history, rejected_history
+
+
+def fold(events: list[object]) -> dict[str, object] | None:
+    view = None
+    for event in events:
+        view = apply(view, event)  # type: ignore[arg-type]
+    return view
+
+
+def test_failover_then_delivery_shows_steps_states_and_true_usage() -> None:
+    dispatch = uuid.uuid4()
+    view = fold(failover_history(dispatch))
+    assert view is not None
+    assert view["status"] == "completed"
+    assert view["current_step"] == 1
+    steps = view["steps"]
+    assert [s["state"] for s in steps] == ["timed_out", "delivered"]  # type: ignore[index]
+    assert [s["message_uuid"] for s in steps] == ["m-0", "m-1"]  # type: ignore[index]
+    assert steps[0]["deadline_at"] == "2026-01-01T12:01:01+00:00"  # type: ignore[index]
+    # The late price of the first message counts: 0.0333 + 0.05.
+    assert view["usage"] == {"price": "0.0833", "currency": "EUR"}
+    assert view["final_report"] == {"status": "completed", "delivered": True, "abandoned": False}
+
+
+def test_immediate_send_failure_on_last_step_is_an_error() -> None:
+    view = fold(rejected_history(uuid.uuid4()))
+    assert view is not None
+    assert view["status"] == "error"
+    assert view["steps"][0]["state"] == "failed"  # type: ignore[index]
+    assert view["steps"][0]["error"] == {"code": 1020, "reason": "Invalid params"}  # type: ignore[index]
+
+
+def test_events_before_the_request_are_ignored() -> None:
+    events = failover_history(uuid.uuid4())
+    assert fold(events[1:3]) is None
+
+
+@given(st.data())
+def test_duplicated_events_change_nothing(data: st.DataObject) -> None:
+    events = failover_history(uuid.UUID(int=7))
+    duplicated = list(events)
+    for _ in range(data.draw(st.integers(0, 6))):
+        index = data.draw(st.integers(0, len(events) - 1))
+        # A redelivery comes again after the original.
+        position = data.draw(st.integers(index + 1, len(duplicated)))
+        duplicated.insert(min(position, len(duplicated)), events[index])
+    # Insertion above may put a copy before later originals; the view must still match.
+    assert fold(duplicated) == fold(events)

@@ -1,0 +1,52 @@
+"""compose.yaml stays true to the package: one service per process entry point,
+each running an entry point that exists, and the broker image on the same Kafka
+version as the local broker."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _entry_points() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return set(project["scripts"])
+
+
+def _services() -> dict[str, dict[str, object]]:
+    services: dict[str, dict[str, object]] = yaml.safe_load((ROOT / "compose.yaml").read_text())[
+        "services"
+    ]
+    return services
+
+
+def test_every_service_runs_an_entry_point_of_the_package() -> None:
+    entry_points = _entry_points()
+    for name, service in _services().items():
+        if name == "kafka":
+            continue
+        command = service["command"]
+        assert isinstance(command, list) and command, f"{name} has no command"
+        assert command[0] in entry_points, f"{name} runs {command[0]!r}, not an entry point"
+
+
+def test_every_process_entry_point_has_a_service() -> None:
+    processes = {ep for ep in _entry_points() if ep != "dispatch"}  # the CLI is not a process
+    commands = {
+        service["command"][0]  # type: ignore[index]
+        for name, service in _services().items()
+        if name != "kafka"
+    }
+    assert processes == commands
+
+
+def test_broker_image_matches_the_local_broker_version() -> None:
+    pom = (ROOT / "broker" / "pom.xml").read_text()
+    match = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom)
+    assert match is not None
+    assert _services()["kafka"]["image"] == f"apache/kafka:{match.group(1)}"
