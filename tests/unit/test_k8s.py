@@ -1,0 +1,48 @@
+"""The Kubernetes manifests are valid (strict schema of the pinned Kubernetes
+version, offline) and run the package's real entry points."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _resources() -> list[dict[str, Any]]:
+    found = []
+    for path in sorted((ROOT / "k8s").glob("*.yaml")):
+        found.extend(doc for doc in yaml.safe_load_all(path.read_text()) if doc)
+    return found
+
+
+def test_every_manifest_is_valid_kubernetes() -> None:
+    resources = _resources()
+    assert resources
+    for resource in resources:
+        kubernetes_validate.validate(resource, "1.33", strict=True)
+
+
+def test_workloads_run_entry_points_and_the_processor_keeps_its_state() -> None:
+    scripts = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"])
+    workloads = {
+        r["metadata"]["name"]: r for r in _resources() if r["kind"] in ("Deployment", "StatefulSet")
+    }
+    for name, workload in workloads.items():
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            assert container["command"][0] in scripts, name
+    processor = workloads["dispatch-processor"]
+    assert processor["kind"] == "StatefulSet"
+    assert processor["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "state"
+    expected = {
+        "dispatch-gateway",
+        "dispatch-processor",
+        "dispatch-sender",
+        "dispatch-webhooks",
+        "dispatch-projector",
+    }
+    assert expected <= set(workloads)
