@@ -6,6 +6,7 @@ import click
 
 from projections.cli import audit, replay
 from services.applications.cli import apps
+from services.demo import demo
 from services.webhooks.cli import webhooks
 
 
@@ -18,3 +19,4 @@ main.add_command(apps)
 main.add_command(webhooks)
 main.add_command(audit)
 main.add_command(replay)
+main.add_command(demo)
