@@ -48,6 +48,10 @@ class WorkflowRequested(DispatchEvent):
     # API v0.1 objects, each with ``failover`` except the last).
     workflow: list[dict[str, Any]]
     idempotency_key: str | None = None
+    # SHA-256 of the canonical request body when an Idempotency-Key was sent:
+    # two events with one dispatch_uuid but different hashes are different
+    # requests that reused a key (only the first counts).
+    request_hash: str | None = None
 
 
 class StepStarted(DispatchEvent):

@@ -1,10 +1,115 @@
-"""``dispatch apps ...``"""
+"""``dispatch apps ...``: register applications on the compacted
+``dispatch.applications`` topic."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+from urllib.parse import urlsplit
+
 import click
+from aiokafka.errors import KafkaError
+
+from events.applications import ApplicationRegistered
+from events.codec import encode, to_json
+from services.applications.credentials import generate_credentials, hash_secret
+from services.kafka import KafkaSettings, ensure_topics, make_producer
+
+PRODUCE_TIMEOUT_S = 15.0
+
+
+def _http_url(_ctx: click.Context, param: click.Parameter, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise click.BadParameter(f"{value!r} is not an absolute http(s) URL", param=param)
+    return value
+
+
+def _public_key(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    pem = path.read_text()
+    # Refuse anything but a public key now, rather than 401s later.
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        key = load_pem_public_key(pem.encode())
+    except ValueError as exc:
+        raise click.BadParameter(f"{path} is not a PEM public key: {exc}") from exc
+    if not isinstance(key, RSAPublicKey):
+        raise click.BadParameter(f"{path} is not an RSA public key (JWTs are RS256)")
+    return pem
+
+
+async def _publish(settings: KafkaSettings, app: ApplicationRegistered) -> None:
+    await asyncio.wait_for(ensure_topics(settings), PRODUCE_TIMEOUT_S)
+    producer = make_producer(settings)
+    await asyncio.wait_for(producer.start(), PRODUCE_TIMEOUT_S)
+    try:
+        await asyncio.wait_for(
+            producer.send_and_wait(
+                settings.topics.applications, encode(app), key=app.application_id.encode()
+            ),
+            PRODUCE_TIMEOUT_S,
+        )
+    finally:
+        await producer.stop()
 
 
 @click.group()
 def apps() -> None:
     """Manage applications (credentials and webhook URLs)."""
+
+
+@apps.command("create")
+@click.option("--name", required=True, help="A name for people.")
+@click.option("--status-url", required=True, callback=_http_url, help="Status webhook URL.")
+@click.option(
+    "--final-report-url", required=True, callback=_http_url, help="Final report webhook URL."
+)
+@click.option(
+    "--public-key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM RSA public key; enables Bearer JWT (RS256) authentication.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the credentials as one JSON object.")
+def create(
+    name: str,
+    status_url: str,
+    final_report_url: str,
+    public_key_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Register an application and print its credentials.
+
+    The API secret is printed once and stored only as a salted hash.
+    """
+    credentials = generate_credentials()
+    app = ApplicationRegistered(
+        application_id=credentials.application_id,
+        name=name,
+        api_key=credentials.api_key,
+        api_secret_hash=hash_secret(credentials.api_secret),
+        status_url=status_url,
+        final_report_url=final_report_url,
+        public_key_pem=_public_key(public_key_file),
+        signature_secret=credentials.signature_secret,
+    )
+    try:
+        asyncio.run(_publish(KafkaSettings.from_env(), app))
+    except (TimeoutError, OSError, KafkaError) as exc:
+        raise click.ClickException(f"could not register the application on Kafka: {exc!r}") from exc
+    shown = {
+        "application_id": credentials.application_id,
+        "name": name,
+        "api_key": credentials.api_key,
+        "api_secret": credentials.api_secret,
+        "signature_secret": credentials.signature_secret,
+    }
+    if as_json:
+        click.echo(to_json(shown).decode())
+        return
+    for field, value in shown.items():
+        click.echo(f"{field:17} {value}")
+    click.echo("The api_secret is shown only now; store it safely.", err=True)

@@ -1,0 +1,219 @@
+"""The whole product on the real broker, as processes: simulator, projector,
+gateway, processor, sender, webhook deliverer — plus an in-test webhook
+receiver. Used by the end-to-end tests and the end-to-end benchmark."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from services.kafka import KafkaSettings
+from services.webhooks.verify import verify_webhook
+from tests.conftest import kafka_env
+from tests.processes import BIN, Process, free_port
+
+
+@dataclass
+class Receiver:
+    """Collects every webhook it gets; answers 204."""
+
+    port: int = field(default_factory=free_port)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict)  # application_id → signature secret
+
+    def app(self) -> Starlette:
+        async def receive(request: Request) -> Response:
+            body = await request.body()
+            payload = orjson.loads(body)
+            self.received.append(
+                {
+                    "kind": request.path_params["kind"],
+                    "app": request.path_params["app"],
+                    "payload": payload,
+                    "body": body,
+                    "authorization": request.headers.get("authorization", ""),
+                    "webhook_id": request.headers.get("x-dispatch-webhook-id"),
+                }
+            )
+            return Response(status_code=204)
+
+        return Starlette(routes=[Route("/{app}/{kind}", receive, methods=["POST"])])
+
+    def url(self, app: str, kind: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{app}/{kind}"
+
+    def of(self, dispatch_uuid: str, kind: str) -> list[dict[str, Any]]:
+        return [
+            r["payload"]
+            for r in self.received
+            if r["kind"] == kind and r["payload"].get("dispatch_uuid") == dispatch_uuid
+        ]
+
+    def verify_all(self) -> None:
+        for r in self.received:
+            verify_webhook(r["body"], r["authorization"], self.secrets[r["app"]])
+
+
+@dataclass
+class App:
+    name: str
+    application_id: str
+    api_key: str
+    api_secret: str
+    signature_secret: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        token = base64.b64encode(f"{self.api_key}:{self.api_secret}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+
+@dataclass
+class Stack:
+    settings: KafkaSettings
+    tmp: Path
+    receiver: Receiver
+    gateway_port: int = field(default_factory=free_port)
+    simulator_port: int = field(default_factory=free_port)
+    projector_port: int = field(default_factory=free_port)
+    processor_metrics_port: int = field(default_factory=free_port)
+    processes: list[Process] = field(default_factory=list)
+
+    @property
+    def gateway(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def simulator(self) -> str:
+        return f"http://127.0.0.1:{self.simulator_port}"
+
+    @property
+    def projector_db(self) -> Path:
+        return self.tmp / "projections.sqlite3"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **kafka_env(self.settings),
+            "GATEWAY_PORT": str(self.gateway_port),
+            "SIMULATOR_PORT": str(self.simulator_port),
+            "SIMULATOR_CALLBACK_URL": f"{self.gateway}/v0.1/status",
+            "SIMULATOR_SPEED": os.environ.get("E2E_SIMULATOR_SPEED", "4"),
+            "SIMULATOR_SEED": "7",
+            "PROVIDER_BASE_URL": self.simulator,
+            "PROJECTOR_PORT": str(self.projector_port),
+            "PROJECTOR_URL": f"http://127.0.0.1:{self.projector_port}",
+            "PROJECTOR_DB": str(self.projector_db),
+            "PROCESSOR_DATA_DIR": str(self.tmp / "processor"),
+            "PROCESSOR_METRICS_PORT": str(self.processor_metrics_port),
+            "WEBHOOK_ALLOW_PRIVATE": "1",
+            "WEBHOOK_RETRY_INITIAL_S": "0.5",
+            "GATEWAY_RATE_LIMIT_PER_S": "0",
+        }
+
+    def start(self, name: str, *args: str) -> Process:
+        process = Process(name, list(args), self.env(), self.tmp)
+        self.processes.append(process)
+        return process
+
+    def start_all(self) -> None:
+        self.start("simulator", "dispatch-simulator").wait_for_port(self.simulator_port)
+        self.start("projector", "dispatch-projector").wait_for_port(self.projector_port)
+        self.start("gateway", "dispatch-gateway").wait_for_port(self.gateway_port)
+        self.start("processor", "dispatch-processor")
+        self.start("sender", "dispatch-sender")
+        self.start("webhooks", "dispatch-webhooks")
+        self.wait_ready(f"{self.gateway}/readyz")
+        self.wait_ready(f"http://127.0.0.1:{self.projector_port}/readyz")
+
+    def wait_ready(self, url: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise AssertionError(f"{url} not ready within {timeout}s\n{self.logs()}")
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.log()[-3000:]}" for p in self.processes)
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "dispatch"), *args],
+            env={**os.environ, **self.env()},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def create_app(self, name: str) -> App:
+        result = self.cli(
+            "apps", "create", "--name", name, "--json",
+            "--status-url", self.receiver.url(name, "status"),
+            "--final-report-url", self.receiver.url(name, "final"),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        shown = orjson.loads(result.stdout)
+        app = App(
+            name=name,
+            application_id=shown["application_id"],
+            api_key=shown["api_key"],
+            api_secret=shown["api_secret"],
+            signature_secret=shown["signature_secret"],
+        )
+        self.receiver.secrets[name] = app.signature_secret
+        return app
+
+
+@contextlib.asynccontextmanager
+async def serve_receiver(receiver: Receiver) -> AsyncIterator[Receiver]:
+    server = uvicorn.Server(
+        uvicorn.Config(receiver.app(), host="127.0.0.1", port=receiver.port, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for this
+        await asyncio.sleep(0.02)
+    try:
+        yield receiver
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def post_until_accepted(
+    client: httpx.AsyncClient, stack: Stack, app: App, body: dict[str, Any], timeout: float = 20
+) -> str:
+    """POST a dispatch; a just-created application may take a moment to be known."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await client.post(
+            f"{stack.gateway}/v0.1/dispatch",
+            content=orjson.dumps(body),
+            headers={**app.auth, "Content-Type": "application/json"},
+        )
+        if response.status_code == 202:
+            return str(response.json()["dispatch_uuid"])
+        if response.status_code != 401 or time.monotonic() > deadline:
+            raise AssertionError(f"POST refused: {response.status_code} {response.text}")
+        await asyncio.sleep(0.25)
