@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute
 from services.applications.registry import ApplicationRegistry
 from services.gateway.app import GatewayDeps, create_app
 from services.gateway.event_log import KafkaEventLog
+from services.gateway.mounts import InboundMount, mounted_routes, projector_client
 from services.gateway.settings import GatewaySettings
 from services.kafka import ensure_topics
 
@@ -55,9 +56,16 @@ def build_app_from_env(*, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
         linger_ms=settings.producer_linger_ms,
     )
 
+    inbound = InboundMount(settings.kafka)
+    projector = projector_client()
+
+    async def connect_all() -> None:
+        await _connect(settings, registry, event_log)
+        await inbound.start()
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        connecting = asyncio.create_task(_connect(settings, registry, event_log))
+        connecting = asyncio.create_task(connect_all())
         try:
             yield
         finally:
@@ -65,11 +73,15 @@ def build_app_from_env(*, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await connecting
             with contextlib.suppress(Exception):
+                await asyncio.wait_for(inbound.stop(), 5)
+            with contextlib.suppress(Exception):
                 await asyncio.wait_for(registry.stop(), 5)
+            await projector.close()
             await event_log.stop()
 
     deps = GatewayDeps(settings=settings, applications=registry, event_log=event_log)
-    app = create_app(deps, extra_routes=extra_routes, lifespan=lifespan)
+    routes = [*mounted_routes(inbound, registry, projector), *extra_routes]
+    app = create_app(deps, extra_routes=routes, lifespan=lifespan)
     app.state.settings = settings
     return app
 

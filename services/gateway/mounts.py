@@ -1,0 +1,62 @@
+"""Endpoints the gateway hosts for other parts of the system: the inbound
+channel-status callback (its message index and producer start with the app)
+and the read endpoints backed by the projector."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from services.gateway.auth import Applications
+from services.gateway.problems import problem_response
+from services.gateway.reads import ProjectorClient, read_routes
+from services.inbound.bootstrap import inbound_deps
+from services.inbound.routes import STATUS_PATH, inbound_routes
+from services.kafka import KafkaSettings, make_producer
+
+
+class InboundMount:
+    """``POST /v0.1/status``; answers 503 (the provider retries) until started."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self._kafka = kafka
+        self._endpoint: Route | None = None
+        self._resources = contextlib.AsyncExitStack()
+
+    async def start(self) -> None:
+        producer = make_producer(self._kafka)
+        await producer.start()
+        self._resources.push_async_callback(producer.stop)
+        deps = await self._resources.enter_async_context(inbound_deps(self._kafka, producer))
+        routes = inbound_routes(deps)
+        self._endpoint = next(r for r in routes if r.path == STATUS_PATH)
+
+    async def stop(self) -> None:
+        self._endpoint = None
+        await self._resources.aclose()
+
+    async def handle(self, request: Request) -> Response:
+        if self._endpoint is None:
+            return problem_response(
+                503, "Status callbacks are not accepted yet; retry shortly.",
+                headers={"Retry-After": "1"},
+            )  # fmt: skip
+        response: Response = await self._endpoint.endpoint(request)
+        return response
+
+    def route(self) -> Route:
+        return Route(STATUS_PATH, self.handle, methods=["POST"])
+
+
+def projector_client() -> ProjectorClient:
+    return ProjectorClient(os.environ.get("PROJECTOR_URL", "http://127.0.0.1:8070"))
+
+
+def mounted_routes(
+    inbound: InboundMount, applications: Applications, projector: ProjectorClient
+) -> list[BaseRoute]:
+    return [inbound.route(), *read_routes(applications, projector)]

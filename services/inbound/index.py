@@ -1,0 +1,146 @@
+"""``message_uuid`` → (dispatch, step), followed from ``dispatch.events``.
+
+The provider's statuses name only its own ``message_uuid``; the dispatch it
+belongs to is in the ``MessageSubmitted`` event the sender appended. This
+follower reads every partition of ``dispatch.events`` from the start, without
+a consumer group, and keeps that mapping in memory.
+
+A status can arrive a moment before the follower has read the
+``MessageSubmitted`` it refers to (the provider posts ``submitted`` right
+after its 202). So :meth:`MessageIndex.lookup` of an unknown uuid waits, up to
+a bound, until the follower has read up to the log end offsets taken *at
+lookup time*; only then is the uuid really unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from events.codec import UndecodableMessage, decode_event
+from events.dispatch import MessageSubmitted
+from services.kafka import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    dispatch_uuid: uuid.UUID
+    step: int
+
+
+class MessageIndex:
+    def __init__(self, settings: KafkaSettings, *, default_wait_s: float = 2.0) -> None:
+        self._settings = settings
+        self._default_wait_s = default_wait_s
+        self._refs: dict[str, MessageRef] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._partitions: list[TopicPartition] = []
+        # Set (and replaced) after every fetch, to wake lookups that wait.
+        self._progress = asyncio.Event()
+
+    # -- reads -----------------------------------------------------------------
+    def get(self, message_uuid: str) -> MessageRef | None:
+        return self._refs.get(message_uuid)
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    def apply(self, event: object) -> None:
+        """Fold one event in (also used directly by unit tests)."""
+        if isinstance(event, MessageSubmitted):
+            self._refs[event.message_uuid] = MessageRef(event.dispatch_uuid, event.step)
+
+    async def lookup(self, message_uuid: str, wait: float | None = None) -> MessageRef | None:
+        """The dispatch of ``message_uuid``, waiting up to ``wait`` seconds for
+        the follower to reach the current log end before answering ``None``."""
+        found = self._refs.get(message_uuid)
+        if found is not None or self._consumer is None:
+            return found
+        budget = self._default_wait_s if wait is None else wait
+        try:
+            async with asyncio.timeout(budget):
+                targets = await self._consumer.end_offsets(self._partitions)
+                while (found := self._refs.get(message_uuid)) is None:
+                    if await self._reached(targets):
+                        return self._refs.get(message_uuid)
+                    progress = self._progress
+                    await progress.wait()
+        except TimeoutError:
+            return self._refs.get(message_uuid)
+        return found
+
+    async def _reached(self, targets: dict[TopicPartition, int]) -> bool:
+        assert self._consumer is not None
+        for tp, end in targets.items():
+            if await self._consumer.position(tp) < end:
+                return False
+        return True
+
+    # -- lifecycle -------------------------------------------------------------
+    async def start(self) -> None:
+        topic = self._settings.topics.events
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id=f"message-index-{uuid.uuid4().hex[:6]}",
+        )
+        await self._consumer.start()
+        try:
+            # Without a group, subscribe() assigns every partition to this
+            # consumer and auto_offset_reset=earliest starts each at offset 0.
+            self._consumer.subscribe([topic])
+            for _ in range(200):
+                if self._consumer.assignment():
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError(f"topic {topic} has no partitions; run ensure_topics first")
+            self._partitions = sorted(self._consumer.assignment())
+        except BaseException:
+            await self._consumer.stop()
+            self._consumer = None
+            raise
+        self._task = asyncio.create_task(self._follow(), name="message-index")
+
+    async def wait_caught_up(self, timeout: float = 30.0) -> None:
+        """Wait until everything on the log at call time has been read."""
+        assert self._consumer is not None
+        async with asyncio.timeout(timeout):
+            targets = await self._consumer.end_offsets(self._partitions)
+            while not await self._reached(targets):
+                await self._progress.wait()
+
+    async def _follow(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        while True:
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    if record.value is None:
+                        continue
+                    try:
+                        self.apply(decode_event(record.value))
+                    except UndecodableMessage as exc:
+                        log.warning("skipping undecodable event at %s: %s", record.offset, exc)
+            self._progress.set()
+            self._progress = asyncio.Event()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None

@@ -1,0 +1,182 @@
+"""The sender's durable memory of what it did for each command id.
+
+Before calling the provider the sender appends an *intent* for the command id
+to a compacted topic (acks=all); after the call it appends the *outcome* (the
+very event it then appends to ``dispatch.events``). A redelivered command is
+then answered from here:
+
+- outcome recorded → re-append the same event (deterministic id, harmless);
+- intent only → the process died during the call. The provider may or may not
+  have accepted it, and calling again could send it twice, so it is not sent
+  again: the step fails with "outcome unknown" and the workflow fails over.
+
+Every sender instance follows the whole topic, and catches up to its end before
+it processes newly assigned partitions, so an instance that takes over from a
+dead one sees the dead one's intents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from events.codec import UndecodableMessage, decode_event, encode, from_json, to_json
+from events.dispatch import MessageSendFailed, MessageSubmitted
+from services.kafka import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+Outcome = MessageSubmitted | MessageSendFailed
+
+_INTENT = {"state": "intent"}
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A call was started for this command; its outcome is not known."""
+
+
+INTENT = Intent()
+LedgerEntry = Intent | Outcome
+
+
+def ledger_topic(settings: KafkaSettings) -> str:
+    prefix = settings.topics.events.removesuffix("dispatch.events")
+    return f"{prefix}dispatch.sender-ledger"
+
+
+def parse_entry(value: bytes) -> LedgerEntry | None:
+    try:
+        data = from_json(value)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and data.get("state") == "intent":
+        return INTENT
+    try:
+        event = decode_event(value)
+    except UndecodableMessage:
+        return None
+    return event if isinstance(event, MessageSubmitted | MessageSendFailed) else None
+
+
+async def ensure_ledger_topic(settings: KafkaSettings, retention_ms: int) -> None:
+    # Compacted (one record per command) and aged out: a command is not
+    # redelivered weeks later, and the ledger must not grow without bound.
+    spec = NewTopic(
+        ledger_topic(settings),
+        settings.partitions,
+        1,
+        topic_configs={"cleanup.policy": "compact,delete", "retention.ms": str(retention_ms)},
+    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        if spec.name not in set(await admin.list_topics()):
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([spec])
+    finally:
+        await admin.close()
+
+
+class Ledger:
+    def __init__(self, settings: KafkaSettings, producer: AIOKafkaProducer) -> None:
+        self._settings = settings
+        self._topic = ledger_topic(settings)
+        self._producer = producer
+        self._entries: dict[uuid.UUID, LedgerEntry] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._progress = asyncio.Event()
+
+    def get(self, command_id: uuid.UUID) -> LedgerEntry | None:
+        return self._entries.get(command_id)
+
+    def apply(self, command_id: uuid.UUID, entry: LedgerEntry) -> None:
+        # An outcome is final: a late-read intent never hides it.
+        if isinstance(entry, Intent) and command_id in self._entries:
+            return
+        self._entries[command_id] = entry
+
+    async def record_intent(self, command_id: uuid.UUID) -> None:
+        await self._producer.send_and_wait(
+            self._topic, to_json(_INTENT), key=str(command_id).encode()
+        )
+        self.apply(command_id, INTENT)
+
+    async def record_outcome(self, command_id: uuid.UUID, event: Outcome) -> None:
+        await self._producer.send_and_wait(self._topic, encode(event), key=str(command_id).encode())
+        self.apply(command_id, event)
+
+    # -- following ---------------------------------------------------------------
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id=f"sender-ledger-{uuid.uuid4().hex[:6]}",
+        )
+        await self._consumer.start()
+        try:
+            self._consumer.subscribe([self._topic])
+            for _ in range(200):
+                if self._consumer.assignment():
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError(f"topic {self._topic} has no partitions")
+        except BaseException:
+            await self._consumer.stop()
+            self._consumer = None
+            raise
+        self._task = asyncio.create_task(self._follow(), name="sender-ledger")
+
+    async def catch_up(self, timeout: float = 60.0) -> None:
+        """Wait until every record on the ledger at call time has been read."""
+        assert self._consumer is not None
+        consumer = self._consumer
+        async with asyncio.timeout(timeout):
+            targets: dict[TopicPartition, int] = await consumer.end_offsets(
+                sorted(consumer.assignment())
+            )
+            while True:
+                positions = [await consumer.position(tp) for tp in targets]
+                if all(p >= end for p, end in zip(positions, targets.values(), strict=True)):
+                    return
+                await self._progress.wait()
+
+    async def _follow(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    if record.key is None or record.value is None:
+                        continue
+                    entry = parse_entry(record.value)
+                    try:
+                        command_id = uuid.UUID(record.key.decode())
+                    except ValueError:
+                        entry = None
+                    if entry is None:
+                        log.warning("skipping unreadable ledger record at %s", record.offset)
+                        continue
+                    self.apply(command_id, entry)
+            self._progress.set()
+            self._progress = asyncio.Event()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None

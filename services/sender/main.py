@@ -1,0 +1,67 @@
+"""``dispatch-sender``: consumes ``dispatch.send`` and calls the Messages API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+
+from services.kafka import KafkaSettings, ensure_topics, make_producer
+from services.sender.config import SenderConfig
+from services.sender.ledger import Ledger, ensure_ledger_topic
+from services.sender.provider import MessagesApiClient
+from services.sender.worker import SenderWorker
+
+log = logging.getLogger("services.sender")
+
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+async def serve(config: SenderConfig, settings: KafkaSettings, stop: asyncio.Event) -> None:
+    await ensure_topics(settings)
+    await ensure_ledger_topic(
+        settings, int(os.environ.get("SENDER_LEDGER_RETENTION_MS", str(WEEK_MS)))
+    )
+    producer = make_producer(settings)
+    await producer.start()
+    ledger = Ledger(settings, producer)
+    provider = MessagesApiClient(config)
+    try:
+        await ledger.start()
+        await ledger.catch_up()
+        worker = SenderWorker(
+            config,
+            settings,
+            provider,
+            producer,
+            ledger,
+            shutdown_grace_s=float(os.environ.get("SENDER_SHUTDOWN_GRACE_S", "10")),
+        )
+        await worker.run(stop)
+    finally:
+        await ledger.stop()
+        await provider.aclose()
+        await producer.stop()
+    log.info("sender stopped")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    config = SenderConfig.from_env()
+    settings = KafkaSettings.from_env()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(config, settings, stop)
+
+    try:
+        import uvloop
+
+        uvloop.run(run())
+    except ImportError:
+        asyncio.run(run())

@@ -1,0 +1,281 @@
+"""The sender's consume loop: many sends in flight, in order per dispatch,
+offsets committed only behind finished records.
+
+Records are routed to one *lane* per Kafka key (the dispatch): a lane handles
+its records one after another, so a dispatch's events keep their order, while
+lanes of different dispatches run side by side up to ``concurrency`` records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+
+from events.codec import UndecodableMessage, decode_send, encode
+from events.commands import SendMessage
+from services.kafka import KafkaSettings
+from services.sender.config import SenderConfig
+from services.sender.ledger import Intent, Ledger, Outcome
+from services.sender.offsets import OffsetTracker
+from services.sender.outcomes import failed_event, outcome_event
+from services.sender.provider import Provider, submit_with_retries
+
+log = logging.getLogger(__name__)
+
+OUTCOME_UNKNOWN = (
+    "outcome unknown after sender restart: the provider may have accepted the message, "
+    "so it is not sent again"
+)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, worker: SenderWorker) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._worker.partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._worker.partitions_assigned(assigned)
+
+
+class SenderWorker:
+    def __init__(
+        self,
+        config: SenderConfig,
+        settings: KafkaSettings,
+        provider: Provider,
+        producer: AIOKafkaProducer,
+        ledger: Ledger,
+        *,
+        shutdown_grace_s: float = 10.0,
+    ) -> None:
+        self._config = config
+        self._settings = settings
+        self._provider = provider
+        self._producer = producer
+        self._ledger = ledger
+        self._shutdown_grace_s = shutdown_grace_s
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._lanes: dict[bytes, deque[ConsumerRecord]] = {}
+        self._lane_tasks: set[asyncio.Task[None]] = set()
+        self._trackers: dict[TopicPartition, OffsetTracker] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._stop = asyncio.Event()
+        # Set (and replaced) whenever a record finishes, to wake waiters.
+        self._finished = asyncio.Event()
+
+    # -- the loop ----------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            group_id=self._config.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id="dispatch-sender",
+        )
+        self._consumer = consumer
+        self._stop = stop
+        await consumer.start()
+        committer = asyncio.create_task(self._commit_periodically(), name="sender-commits")
+        try:
+            consumer.subscribe([self._settings.topics.send], listener=_Rebalance(self))
+            log.info(
+                "sender consuming %s as group %s", self._settings.topics.send, self._config.group
+            )
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=200, max_records=self._config.concurrency)
+                for tp, records in batch.items():
+                    for record in records:
+                        if not await self._acquire_slot(stop):
+                            break  # not started, so not committed: redelivered later
+                        self._tracker(tp).started(record.offset)
+                        self._enqueue(tp, record)
+        finally:
+            await self._drain_lanes(self._shutdown_grace_s)
+            committer.cancel()
+            await asyncio.gather(committer, return_exceptions=True)
+            await self._commit()
+            await consumer.stop()
+
+    async def _acquire_slot(self, stop: asyncio.Event) -> bool:
+        """Wait for a free slot, unless asked to stop first."""
+        if stop.is_set():
+            return False
+        if not self._slots.locked():
+            await self._slots.acquire()
+            return True
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({acquire, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if acquire.done() and not acquire.cancelled():
+            if stop.is_set():
+                self._slots.release()
+                return False
+            return True
+        acquire.cancel()
+        return False
+
+    def _tracker(self, tp: TopicPartition) -> OffsetTracker:
+        tracker = self._trackers.get(tp)
+        if tracker is None:
+            tracker = self._trackers[tp] = OffsetTracker()
+        return tracker
+
+    def _enqueue(self, tp: TopicPartition, record: ConsumerRecord) -> None:
+        key: bytes = record.key or b""
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = deque()
+            task = asyncio.create_task(self._run_lane(key, lane))
+            self._lane_tasks.add(task)
+            task.add_done_callback(self._lane_tasks.discard)
+        lane.append(record)
+
+    async def _run_lane(self, key: bytes, lane: deque[ConsumerRecord]) -> None:
+        try:
+            while lane:
+                record = lane[0]
+                tp = TopicPartition(record.topic, record.partition)
+                try:
+                    await self._handle_record(record)
+                except Exception:
+                    # Not marked finished: its offset is never committed, so the
+                    # command comes back after a restart (and meets the ledger).
+                    # Stop the whole worker: its key's later commands must wait.
+                    log.exception("could not finish command at %s@%s", tp, record.offset)
+                    self._stop.set()
+                    return
+                lane.popleft()
+                self._tracker(tp).finished(record.offset)
+                self._slots.release()
+                self._finished.set()
+                self._finished = asyncio.Event()
+        finally:
+            # No await between the last check of ``lane`` and this: nothing can
+            # be appended to a lane that is about to disappear.
+            if self._lanes.get(key) is lane and not lane:
+                del self._lanes[key]
+
+    # -- one command -------------------------------------------------------------
+    async def _handle_record(self, record: ConsumerRecord) -> None:
+        if record.value is None:
+            return
+        try:
+            command = decode_send(record.value)
+        except UndecodableMessage as exc:
+            log.error("skipping undecodable command at offset %s: %s", record.offset, exc)
+            return
+        await self.handle(command)
+
+    async def handle(self, command: SendMessage) -> None:
+        command_id = command.event_id
+        entry = self._ledger.get(command_id)
+        event: Outcome
+        if entry is None:
+            await self._until_kafka_ok(lambda: self._ledger.record_intent(command_id))
+            answer = await submit_with_retries(
+                self._provider,
+                command.message,
+                str(command_id),
+                budget_s=self._config.retry_budget_s,
+                initial_s=self._config.retry_initial_s,
+                max_s=self._config.retry_max_s,
+            )
+            event = outcome_event(command, answer)
+            # The ledger's outcome first: if we die before the event is on the
+            # log, the redelivered command re-appends it from the ledger.
+            await self._until_kafka_ok(lambda: self._ledger.record_outcome(command_id, event))
+        elif isinstance(entry, Intent):
+            log.warning("command %s was in flight when a sender stopped; failing it", command_id)
+            event = failed_event(command, OUTCOME_UNKNOWN)
+            await self._until_kafka_ok(lambda: self._ledger.record_outcome(command_id, event))
+        else:
+            event = entry
+        key = str(command.dispatch_uuid).encode()
+        await self._until_kafka_ok(
+            lambda: self._producer.send_and_wait(
+                self._settings.topics.events, encode(event), key=key
+            )
+        )
+
+    async def _until_kafka_ok(self, write: Callable[[], Awaitable[object]]) -> None:
+        """Retry a Kafka write until it is acknowledged: losing it is never an option."""
+        delay = 0.5
+        while True:
+            try:
+                await write()
+                return
+            except KafkaError as exc:
+                log.warning("Kafka write failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    # -- commits and rebalances --------------------------------------------------
+    async def _commit_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.commit_interval_s)
+            await self._commit()
+
+    async def _commit(self, only: list[TopicPartition] | None = None) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        offsets: dict[TopicPartition, int] = {}
+        for tp, tracker in self._trackers.items():
+            if only is not None and tp not in only:
+                continue
+            offset = tracker.committable()
+            if offset is not None:
+                offsets[tp] = offset
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as exc:
+            log.warning("offset commit failed (%s); the records will be redelivered", exc)
+            return
+        for tp, offset in offsets.items():
+            self._trackers[tp].mark_committed(offset)
+
+    async def partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Let in-flight sends of these partitions finish (bounded), so the next
+        # owner finds their outcomes instead of bare intents.
+        def busy() -> bool:
+            return any(self._trackers[tp].in_flight for tp in revoked if tp in self._trackers)
+
+        try:
+            async with asyncio.timeout(self._shutdown_grace_s):
+                while busy():
+                    await self._finished.wait()
+        except TimeoutError:
+            log.warning("partitions revoked with sends still in flight")
+        await self._commit(only=revoked)
+        for tp in revoked:
+            self._trackers.pop(tp, None)
+
+    async def partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        # A previous owner may have written intents we have not read yet.
+        try:
+            await self._ledger.catch_up()
+        except TimeoutError:
+            # Sending without them could send twice: stop, and let a restart retry.
+            log.error("could not catch up with the sender ledger; stopping")
+            self._stop.set()
+            return
+        log.info("sender assigned %s", sorted(tp.partition for tp in assigned))
+
+    async def _drain_lanes(self, grace_s: float) -> None:
+        if not self._lane_tasks:
+            return
+        _done, pending = await asyncio.wait(set(self._lane_tasks), timeout=grace_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)

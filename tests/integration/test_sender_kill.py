@@ -1,0 +1,96 @@
+"""Never twice: a sender killed with SIGKILL mid-send, or after the send but
+before its offset commit, does not send the step to the provider again when
+the command is redelivered to its successor.
+
+Without the ledger, the restarted sender would call the provider a second time
+for the redelivered command and the simulator would count two attempts."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from events.dispatch import MessageSendFailed, MessageSubmitted
+from services.kafka import KafkaSettings
+from tests.integration.test_sender_support import (
+    decoded,
+    send_commands,
+    simulator_sends,
+    sms_command,
+    start_sender,
+    start_simulator,
+    write_rules,
+)
+from tests.kafka_helpers import read_records
+from tests.processes import Process
+
+pytestmark = pytest.mark.kafka
+
+
+async def _attempts(base_url: str, client_ref: str) -> int:
+    return int((await simulator_sends(base_url))["attempts"].get(client_ref, 0))
+
+
+async def test_killed_during_the_call_the_step_fails_over_instead_of_a_second_send(
+    kafka_settings: KafkaSettings, processes: list[Process], tmp_path: Path
+) -> None:
+    rules = write_rules(tmp_path, {"9": {"latency_s": 3, "statuses": []}})
+    _, base_url = start_simulator(processes, tmp_path, SIMULATOR_RULES=rules)
+    first = start_sender(processes, kafka_settings, tmp_path, base_url, name="sender-1")
+    command = sms_command("447700900009")
+    ref = str(command.event_id)
+    await send_commands(kafka_settings, [command])
+
+    # The call is in flight at the provider (which takes 3 s to answer).
+    for _ in range(100):
+        if await _attempts(base_url, ref) == 1:
+            break
+        await asyncio.sleep(0.1)
+    first.kill9()
+
+    start_sender(processes, kafka_settings, tmp_path, base_url, name="sender-2")
+    records = await read_records(
+        kafka_settings, kafka_settings.topics.events, until=lambda rs: len(rs) >= 1, timeout=60
+    )
+    ((_, event),) = decoded(records)
+    assert isinstance(event, MessageSendFailed)
+    assert "outcome unknown" in event.error.reason
+    assert event.command_id == command.event_id
+    # Give a wrong second send every chance to happen before counting.
+    await asyncio.sleep(4)
+    assert await _attempts(base_url, ref) == 1
+
+
+async def test_killed_before_the_commit_the_outcome_is_re_emitted_without_a_send(
+    kafka_settings: KafkaSettings, processes: list[Process], tmp_path: Path
+) -> None:
+    _, base_url = start_simulator(processes, tmp_path)
+    # Never commits on its own: the command is bound to be redelivered.
+    first = start_sender(
+        processes,
+        kafka_settings,
+        tmp_path,
+        base_url,
+        name="sender-1",
+        SENDER_COMMIT_INTERVAL_S="3600",
+    )
+    command = sms_command("447700900001")
+    ref = str(command.event_id)
+    await send_commands(kafka_settings, [command])
+    await read_records(
+        kafka_settings, kafka_settings.topics.events, until=lambda rs: len(rs) >= 1, timeout=30
+    )
+    first.kill9()
+
+    start_sender(processes, kafka_settings, tmp_path, base_url, name="sender-2")
+    records = await read_records(
+        kafka_settings, kafka_settings.topics.events, until=lambda rs: len(rs) >= 2, timeout=60
+    )
+    events = [event for _, event in decoded(records)]
+    assert len(events) == 2
+    assert all(isinstance(e, MessageSubmitted) for e in events)
+    # The same event twice (same id): consumers drop the duplicate.
+    assert events[0] == events[1]
+    assert await _attempts(base_url, ref) == 1

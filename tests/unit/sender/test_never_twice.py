@@ -1,0 +1,103 @@
+"""A command is sent to the provider at most once, whatever the ledger says."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from events.codec import decode_event
+from events.commands import SendMessage
+from events.dispatch import MessageSendFailed, MessageSubmitted
+from events.topics import Topics
+from services.kafka import KafkaSettings
+from services.sender.config import SenderConfig
+from services.sender.ledger import INTENT, Ledger
+from services.sender.outcomes import Answer, Submitted
+from services.sender.worker import SenderWorker
+
+SETTINGS = KafkaSettings(topics=Topics.from_prefix("unit."))
+
+
+class RecordingProducer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes]] = []
+
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes) -> None:
+        self.sent.append((topic, value, key))
+
+    def on(self, topic: str) -> list[bytes]:
+        return [value for t, value, _ in self.sent if t == topic]
+
+
+class CountingProvider:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.calls: list[tuple[str, object]] = []
+
+    async def submit(self, message: dict[str, Any], client_ref: str) -> Answer:
+        # What the ledger held at the moment of the call.
+        self.calls.append((client_ref, self.ledger.get(uuid.UUID(client_ref))))
+        return Submitted("msg-1")
+
+
+def _setup() -> tuple[SenderWorker, RecordingProducer, CountingProvider, Ledger]:
+    producer = RecordingProducer()
+    ledger = Ledger(SETTINGS, producer)
+    provider = CountingProvider(ledger)
+    worker = SenderWorker(SenderConfig(), SETTINGS, provider, producer, ledger)
+    return worker, producer, provider, ledger
+
+
+def _command() -> SendMessage:
+    return SendMessage(
+        event_id=uuid.uuid4(),
+        dispatch_uuid=uuid.uuid4(),
+        application_id="app",
+        step=1,
+        message={"to": {"type": "sms", "number": "447700900001"}},
+    )
+
+
+async def test_the_intent_is_durable_before_the_provider_is_called() -> None:
+    worker, producer, provider, _ = _setup()
+    command = _command()
+    await worker.handle(command)
+    assert provider.calls == [(str(command.event_id), INTENT)]
+    events = [decode_event(v) for v in producer.on(SETTINGS.topics.events)]
+    assert len(events) == 1
+    assert isinstance(events[0], MessageSubmitted)
+    assert events[0].message_uuid == "msg-1"
+    assert events[0].command_id == command.event_id
+
+
+async def test_a_redelivered_command_re_emits_its_outcome_without_a_call() -> None:
+    worker, producer, provider, _ = _setup()
+    command = _command()
+    await worker.handle(command)
+    await worker.handle(command)
+    assert len(provider.calls) == 1
+    first, second = producer.on(SETTINGS.topics.events)
+    assert first == second  # same event, same id: consumers drop the duplicate
+
+
+async def test_a_command_whose_outcome_is_unknown_fails_instead_of_sending_again() -> None:
+    worker, producer, provider, ledger = _setup()
+    command = _command()
+    ledger.apply(command.event_id, INTENT)  # a sender died during the call
+    await worker.handle(command)
+    assert provider.calls == []
+    (event,) = [decode_event(v) for v in producer.on(SETTINGS.topics.events)]
+    assert isinstance(event, MessageSendFailed)
+    assert "outcome unknown" in event.error.reason
+    assert producer.sent[-1][2] == str(command.dispatch_uuid).encode()
+
+
+def test_a_late_intent_never_hides_an_outcome() -> None:
+    _, _, _, ledger = _setup()
+    command_id = uuid.uuid4()
+    outcome = MessageSubmitted(
+        dispatch_uuid=uuid.uuid4(), step=0, command_id=command_id, message_uuid="m"
+    )
+    ledger.apply(command_id, outcome)
+    ledger.apply(command_id, INTENT)
+    assert ledger.get(command_id) == outcome
