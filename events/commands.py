@@ -38,3 +38,6 @@ class DeliverWebhook(Message):
     application_id: str
     kind: WebhookKind
     payload: dict[str, Any]
+    # Set by ``dispatch webhooks redeliver``: deliver again even though this
+    # webhook id was already delivered or abandoned.
+    redeliver: bool = False

@@ -1,0 +1,424 @@
+"""The webhook deliverer: consumes ``dispatch.webhooks``, POSTs signed webhooks,
+retries on a durable schedule, and appends the outcome to ``dispatch.events``.
+
+Durability: a command's state record is written (acks=all) to the state topic
+before its offset is committed, and every attempt's outcome is written before
+the next attempt is scheduled. A restart therefore reloads every pending
+webhook with its attempt count and next attempt time as they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from events.applications import ApplicationRegistered
+from events.base import deterministic_id
+from events.codec import UndecodableMessage, decode_webhook, encode, to_json
+from events.dispatch import WebhookAbandoned, WebhookDelivered
+from services.applications.registry import ApplicationRegistry
+from services.kafka import KafkaSettings
+from services.webhooks import signing
+from services.webhooks.config import WebhookSettings
+from services.webhooks.endpoints import Endpoints
+from services.webhooks.finished import FinishedWebhooks
+from services.webhooks.ordering import OrderGate
+from services.webhooks.policy import AttemptResult, Verdict, decide
+from services.webhooks.safety import DestinationGuard, UnsafeDestination, check_url, endpoint_of
+from services.webhooks.state import DeliveryState, at, encode_state, latest_states, state_topic
+from services.webhooks.transport import Transport
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+def outcome_event_id(state: DeliveryState, outcome: str) -> uuid.UUID:
+    # Round 0 keeps the plain id; a CLI redelivery is a new fact with its own id.
+    if state.round == 0:
+        return deterministic_id(state.webhook_id, outcome)
+    return deterministic_id(state.webhook_id, outcome, state.round)
+
+
+class Deliverer:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        config: WebhookSettings,
+        *,
+        registry: ApplicationRegistry,
+        producer: AIOKafkaProducer,
+        transport: Transport,
+        guard: DestinationGuard | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self._settings = settings
+        self._config = config
+        self._registry = registry
+        self._producer = producer
+        self._transport = transport
+        self._guard = guard or DestinationGuard(allow_private=config.allow_private)
+        self._clock = clock
+        self._state_topic = state_topic(settings)
+        self._pending: dict[uuid.UUID, DeliveryState] = {}
+        # webhook ids delivered or abandoned, to drop repeated commands
+        self._finished = FinishedWebhooks(config.state_retention_s)
+        self._pruned_at = 0.0
+        self._owned: set[int] = set()
+        self._queued: set[uuid.UUID] = set()  # in the heap, an endpoint queue, or in flight
+        self._heap: list[tuple[float, int, uuid.UUID]] = []
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._gate = OrderGate()
+        self._endpoints = Endpoints(config.max_in_flight_per_endpoint)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._recording: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------
+    async def run(self, stop: asyncio.Event, ready: Callable[[], None] | None = None) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            group_id=self._config.consumer_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=500,
+            session_timeout_ms=self._config.session_timeout_ms,
+            heartbeat_interval_ms=max(self._config.session_timeout_ms // 4, 100),
+        )
+        self._consumer = consumer
+        await consumer.start()
+        scheduler = asyncio.create_task(self._schedule_loop(), name="webhook-scheduler")
+        try:
+            consumer.subscribe([self._settings.topics.webhooks], listener=_Rebalance(self))
+            if ready is not None:
+                ready()
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=200)
+                if batch:
+                    await self._take(batch)
+                if scheduler.done():
+                    scheduler.result()  # surface a crash instead of idling
+        finally:
+            scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scheduler
+            await self._endpoints.cancel()
+            # Let outcomes already decided reach Kafka, briefly: each one lost
+            # here is a webhook sent again after the restart.
+            if self._recording:
+                await asyncio.wait(set(self._recording), timeout=5)
+            for task in list(self._recording):
+                task.cancel()
+            await consumer.stop()
+
+    # -- commands in ---------------------------------------------------------------
+    async def _take(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        now = self._clock()
+        accepted: list[DeliveryState] = []
+        for tp, records in batch.items():
+            for record in records:
+                try:
+                    state = self._accept(tp.partition, record.offset, record.value, now)
+                except UndecodableMessage as exc:
+                    await self._dead_letter(record, str(exc))
+                    continue
+                if state is not None:
+                    accepted.append(state)
+        # Durable before the offsets move: a crash after the commit finds the
+        # state record; a crash before it gets the command again (and dedupes).
+        await self._record_states(accepted)
+        assert self._consumer is not None
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as exc:
+            # A rebalance took a partition away mid-batch: its new owner reads
+            # these commands again and finds their state records.
+            log.warning("offset commit failed (%s); commands will be re-read and deduped", exc)
+        for state in accepted:
+            self._gate.track(state)
+        for state in accepted:
+            self._schedule(state)
+
+    def _accept(
+        self, partition: int, offset: int, value: bytes | None, now: float
+    ) -> DeliveryState | None:
+        if value is None:
+            return None
+        command = decode_webhook(value)
+        webhook_id = command.event_id
+        if webhook_id in self._pending:
+            return None  # already on its way; a duplicate or an early redelivery
+        finished_round = self._finished.round_of(partition, webhook_id)
+        if finished_round is not None and not command.redeliver:
+            return None
+        self._finished.discard(partition, webhook_id)
+        state = DeliveryState(
+            command=command,
+            source_partition=partition,
+            source_offset=offset,
+            round=0 if finished_round is None else finished_round + 1,
+            next_attempt_at=at(now),
+            updated_at=at(now),
+        )
+        self._pending[webhook_id] = state
+        return state
+
+    async def _dead_letter(self, record: Any, reason: str) -> None:
+        """Park a command nobody can read, as the processor does with events."""
+        source = f"{record.topic}:{record.partition}:{record.offset}"
+        log.warning("dead-lettered %s: %s", source, reason)
+        await self._producer.send_and_wait(
+            self._settings.topics.dead_letters,
+            record.value,
+            headers=[("reason", reason.encode()[:4000]), ("source", source.encode())],
+        )
+
+    async def _record_states(self, states: list[DeliveryState]) -> None:
+        futures = [
+            await self._producer.send(
+                self._state_topic,
+                encode_state(state),
+                key=str(state.webhook_id).encode(),
+                partition=state.source_partition,
+            )
+            for state in states
+        ]
+        if futures:
+            await asyncio.gather(*futures)
+
+    # -- partitions come and go -----------------------------------------------------
+    async def assigned(self, partitions: list[int]) -> None:
+        states = await latest_states(self._settings, partitions)
+        pending = sorted(
+            (s for s in states.values() if s.phase == "pending"), key=lambda s: s.source_offset
+        )
+        for state in states.values():
+            if state.phase != "pending":
+                self._finished.add(
+                    state.source_partition,
+                    state.webhook_id,
+                    state.round,
+                    state.updated_at.timestamp(),
+                )
+        for state in pending:
+            self._pending[state.webhook_id] = state
+            self._gate.track(state)
+        self._owned.update(partitions)
+        for state in pending:
+            self._schedule(state)
+        log.info(
+            "took partitions %s: %d pending webhooks, %d finished",
+            partitions,
+            len(pending),
+            len(states) - len(pending),
+        )
+
+    def revoked(self, partitions: list[int]) -> None:
+        for partition in partitions:
+            self._owned.discard(partition)
+            self._finished.drop_partition(partition)
+            self._gate.forget_partition(partition)
+        for webhook_id, state in list(self._pending.items()):
+            if state.source_partition in partitions:
+                del self._pending[webhook_id]
+
+    # -- scheduling -------------------------------------------------------------------
+    def _schedule(self, state: DeliveryState) -> None:
+        if state.webhook_id in self._queued or not self._gate.admit(state):
+            return
+        self._queued.add(state.webhook_id)
+        heapq.heappush(
+            self._heap, (state.next_attempt_at.timestamp(), next(self._seq), state.webhook_id)
+        )
+        self._wake.set()
+
+    async def _schedule_loop(self) -> None:
+        while True:
+            now = self._clock()
+            if now - self._pruned_at > 60:
+                self._pruned_at = now
+                self._finished.prune(now)
+            while self._heap and self._heap[0][0] <= now:
+                _, _, webhook_id = heapq.heappop(self._heap)
+                state = self._pending.get(webhook_id)
+                if state is None or state.source_partition not in self._owned:
+                    self._queued.discard(webhook_id)
+                    continue
+                self._dispatch(state)
+            self._wake.clear()
+            delay = min(self._heap[0][0] - now, 1.0) if self._heap else 1.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(delay, 0.001))
+
+    def _dispatch(self, state: DeliveryState) -> None:
+        app = self._registry.get(state.command.application_id)
+        if app is None:
+            # The registry may lag behind the processor by a moment: retry on
+            # the normal schedule rather than drop the webhook.
+            missing = f"application {state.command.application_id!r} is not registered"
+            result = AttemptResult(None, error=missing)
+            self._run_now(lambda: self._conclude(state, result, self._clock()))
+            return
+        url = app.status_url if state.command.kind == "status" else app.final_report_url
+        try:
+            check_url(url)
+        except UnsafeDestination as exc:
+            refusal = str(exc)
+            self._run_now(lambda: self._conclude(state, None, self._clock(), refusal=refusal))
+            return
+        self._endpoints.submit(endpoint_of(url), lambda: self._attempt(state, app, url))
+
+    def _run_now(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Record an outcome in the background: the endpoint's slot is for the
+        HTTP request only, not for the Kafka writes that follow it."""
+        task = asyncio.create_task(job())
+        self._recording.add(task)
+        task.add_done_callback(self._recorded)
+
+    def _recorded(self, task: asyncio.Task[None]) -> None:
+        self._recording.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("recording a webhook outcome crashed", exc_info=task.exception())
+
+    # -- one attempt --------------------------------------------------------------------
+    async def _attempt(self, state: DeliveryState, app: ApplicationRegistered, url: str) -> None:
+        started = self._clock()
+        try:
+            await self._guard.check(url)
+        except UnsafeDestination as exc:
+            refusal = str(exc)
+            self._run_now(lambda: self._conclude(state, None, started, refusal=refusal))
+            return
+        except ConnectionError as exc:
+            failure = AttemptResult(None, error=str(exc))
+            self._run_now(lambda: self._conclude(state, failure, started))
+            return
+        body = to_json(state.command.payload)
+        headers = signing.headers(
+            body,
+            secret=app.signature_secret,
+            application_id=app.application_id,
+            webhook_id=state.webhook_id,
+            attempt=state.attempts + 1,
+            now=started,
+        )
+        result = await self._transport.post(url, body, headers, now=started)
+        self._run_now(lambda: self._conclude(state, result, started))
+
+    async def _conclude(
+        self,
+        state: DeliveryState,
+        result: AttemptResult | None,
+        started: float,
+        *,
+        refusal: str | None = None,
+    ) -> None:
+        attempts = state.attempts + 1
+        first = state.first_attempt_at.timestamp() if state.first_attempt_at else started
+        now = self._clock()
+        if refusal is not None or result is None:
+            verdict = Verdict("abandon", f"refused: {refusal}")
+        else:
+            verdict = decide(
+                self._config.retry, result, attempts=attempts, first_attempt_at=first, now=now
+            )
+        http_status = result.http_status if result is not None else None
+        phase = {"delivered": "delivered", "abandon": "abandoned", "retry": "pending"}[verdict.kind]
+        updated = state.model_copy(
+            update={
+                "phase": phase,
+                "attempts": attempts,
+                "first_attempt_at": at(first),
+                "next_attempt_at": at(verdict.next_attempt_at or now),
+                "last_result": verdict.reason,
+                "updated_at": at(now),
+            }
+        )
+        try:
+            await self._record_outcome(updated, verdict, http_status)
+        except Exception:
+            # Kafka refused the write: try the whole attempt again later rather
+            # than lose the outcome (at-least-once; receivers dedupe on the id).
+            log.exception("could not record the outcome of webhook %s", state.webhook_id)
+            updated = state.model_copy(
+                update={"next_attempt_at": at(now + self._config.retry.initial_s)}
+            )
+            verdict = Verdict("retry", "outcome not recorded")
+        self._queued.discard(state.webhook_id)
+        owned = state.source_partition in self._owned
+        if verdict.kind == "retry":
+            if owned:
+                self._pending[state.webhook_id] = updated
+                self._schedule(updated)
+        else:
+            self._pending.pop(state.webhook_id, None)
+            if owned:
+                self._finished.add(state.source_partition, state.webhook_id, state.round, now)
+        for final in self._gate.attempted(state):
+            if final.webhook_id in self._pending:
+                self._schedule(self._pending[final.webhook_id])
+        log.info(
+            "webhook %s (%s, attempt %d): %s",
+            state.webhook_id,
+            state.command.kind,
+            attempts,
+            verdict.kind if verdict.kind != "retry" else f"retry at {updated.next_attempt_at}",
+        )
+
+    async def _record_outcome(
+        self, state: DeliveryState, verdict: Verdict, http_status: int | None
+    ) -> None:
+        command = state.command
+        event: WebhookDelivered | WebhookAbandoned | None = None
+        if verdict.kind == "delivered":
+            event = WebhookDelivered(
+                event_id=outcome_event_id(state, "delivered"),
+                dispatch_uuid=command.dispatch_uuid,
+                webhook_id=state.webhook_id,
+                kind=command.kind,
+                attempts=state.attempts,
+                http_status=http_status or 0,
+            )
+        elif verdict.kind == "abandon":
+            event = WebhookAbandoned(
+                event_id=outcome_event_id(state, "abandoned"),
+                dispatch_uuid=command.dispatch_uuid,
+                webhook_id=state.webhook_id,
+                kind=command.kind,
+                attempts=state.attempts,
+                reason=verdict.reason,
+                http_status=http_status,
+            )
+        if event is not None:
+            await self._producer.send_and_wait(
+                self._settings.topics.events,
+                encode(event),
+                key=str(command.dispatch_uuid).encode(),
+            )
+        # A partition that moved to another deliverer is its business now: a
+        # stale state record here could overwrite its newer one.
+        if state.source_partition in self._owned:
+            await self._record_states([state])
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, deliverer: Deliverer) -> None:
+        self._deliverer = deliverer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._deliverer.revoked(sorted(tp.partition for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        if assigned:
+            await self._deliverer.assigned(sorted(tp.partition for tp in assigned))

@@ -1,0 +1,68 @@
+"""``dispatch-webhooks``: the webhook deliverer process.
+
+Configuration comes from the environment: KAFKA_BOOTSTRAP, DISPATCH_TOPIC_PREFIX,
+DISPATCH_PARTITIONS and the WEBHOOK_* variables of docs/webhooks.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+
+from services.applications.registry import ApplicationRegistry
+from services.kafka import KafkaSettings, ensure_topics, make_producer
+from services.webhooks.config import WebhookSettings
+from services.webhooks.deliverer import Deliverer
+from services.webhooks.state import ensure_state_topic, partition_count
+from services.webhooks.transport import make_transport
+
+log = logging.getLogger("dispatch.webhooks")
+
+
+async def serve(stop: asyncio.Event) -> None:
+    settings = KafkaSettings.from_env()
+    config = WebhookSettings.from_env()
+    await ensure_topics(settings)
+    # As many state partitions as command partitions: state follows its command.
+    commands = await partition_count(settings, settings.topics.webhooks)
+    await ensure_state_topic(settings, commands or settings.partitions, config.state_retention_s)
+    registry = ApplicationRegistry(settings)
+    await registry.start()
+    producer = make_producer(settings)
+    await producer.start()
+    transport = make_transport(config)
+    try:
+        await registry.wait_loaded()
+        deliverer = Deliverer(
+            settings, config, registry=registry, producer=producer, transport=transport
+        )
+        await deliverer.run(stop, ready=lambda: log.info("webhook deliverer ready"))
+    finally:
+        await transport.aclose()
+        await producer.stop()
+        await registry.stop()
+
+
+async def _main() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(stop)
+    log.info("webhook deliverer stopped")
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()

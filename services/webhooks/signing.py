@@ -1,0 +1,48 @@
+"""Signs webhook bodies: ``Authorization: Bearer <JWT HS256>`` with the
+application's signature secret and a ``payload_hash`` claim binding the token to
+the exact bytes sent."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import jwt
+
+USER_AGENT = "Dispatch-Webhooks/0.1"
+WEBHOOK_ID_HEADER = "X-Dispatch-Webhook-Id"
+ATTEMPT_HEADER = "X-Dispatch-Webhook-Attempt"
+
+
+def payload_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def sign(body: bytes, *, secret: str, application_id: str, now: float) -> str:
+    """The Authorization header value. ``jti`` is fresh per attempt, so a receiver
+    can refuse a replayed token while deduping deliveries on the webhook id."""
+    claims = {
+        "iat": int(now),
+        "jti": str(uuid.uuid4()),
+        "application_id": application_id,
+        "payload_hash": payload_hash(body),
+    }
+    return "Bearer " + jwt.encode(claims, secret, algorithm="HS256")
+
+
+def headers(
+    body: bytes,
+    *,
+    secret: str,
+    application_id: str,
+    webhook_id: uuid.UUID,
+    attempt: int,
+    now: float,
+) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "Authorization": sign(body, secret=secret, application_id=application_id, now=now),
+        WEBHOOK_ID_HEADER: str(webhook_id),
+        ATTEMPT_HEADER: str(attempt),
+        "User-Agent": USER_AGENT,
+    }
