@@ -94,6 +94,10 @@ def apply(view: View | None, event: LogEvent) -> View | None:
             if step is not None and step["error"] is None:
                 step["error"] = event.error.model_dump()
                 step["state"] = "failed"
+                # The provider gave no message_uuid; the command id (the
+                # client_ref) stands in for it, as in the webhooks.
+                if step["message_uuid"] is None:
+                    step["message_uuid"] = str(event.command_id)
         case TimerScheduled():
             if step is not None:
                 step["deadline_at"] = _iso(event.deadline_at)
