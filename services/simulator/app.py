@@ -10,6 +10,7 @@ import base64
 import contextlib
 import logging
 import random
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -63,6 +64,9 @@ class Simulator:
         self.rules = rules
         self.attempts: Counter[str] = Counter()
         self.accepted: Counter[str] = Counter()
+        # Wall-clock arrival of each client_ref's first attempt (benchmarks
+        # measure "request accepted → provider called" with it).
+        self.first_attempt_at: dict[str, float] = {}
         self.callbacks_posted = 0
         self._random = random.Random(config.seed)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -98,6 +102,7 @@ class Simulator:
         client_ref = str(message.get("client_ref") or "")
         # Counted on arrival: a send whose caller vanished still reached the provider.
         self.attempts[client_ref] += 1
+        self.first_attempt_at.setdefault(client_ref, time.time())
         script = self.rules.script_for(recipient_of(message))
         delay = self.config.latency_ms / 1000 + script.latency_s / self.config.speed
         if delay > 0:
@@ -117,6 +122,7 @@ class Simulator:
             {
                 "attempts": dict(self.attempts),
                 "accepted": dict(self.accepted),
+                "first_attempt_at": self.first_attempt_at,
                 "callbacks_posted": self.callbacks_posted,
             }
         )

@@ -43,6 +43,7 @@ class Receiver:
             payload = orjson.loads(body)
             self.received.append(
                 {
+                    "at": time.time(),
                     "kind": request.path_params["kind"],
                     "app": request.path_params["app"],
                     "payload": payload,

@@ -52,7 +52,9 @@ def _wait_for_table(process: Process, expected: dict[str, int], timeout: float =
 
 
 async def _committed_at_end(bootstrap: str, group: str, topic: str) -> bool:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(2)]

@@ -32,4 +32,7 @@ async def count(stream: faust.StreamT) -> None:
 
 @app.timer(interval=0.5)
 async def report() -> None:
-    print("TABLE " + orjson.dumps(dict(counts.items()), option=orjson.OPT_SORT_KEYS).decode(), flush=True)
+    print(
+        "TABLE " + orjson.dumps(dict(counts.items()), option=orjson.OPT_SORT_KEYS).decode(),
+        flush=True,
+    )

@@ -1,0 +1,280 @@
+"""Dispatches completed end to end per second on this machine.
+
+Starts the whole product as real processes on the broker at ``KAFKA_BOOTSTRAP``
+(fresh topic prefix): gateway, processor, sender, webhook deliverer, projector
+and the simulator, plus an in-process webhook receiver. Posts ``--count``
+single-message SMS dispatches on the immediate-success path (the simulator
+delivers after ``1 s / --speed``) with ``--concurrency`` posters, and waits for
+every final report. Prints:
+
+- dispatches/s from the first POST to the last final report received;
+- p50/p99 from POST to the first provider call (the simulator's arrival time)
+  and from POST to the final report;
+- the CPU share of each process (and the broker) over the run.
+
+Baseline, measured in the same run on the same broker: the bare minimum a
+pipeline of this shape pays — each item produced to Kafka, consumed, and
+POSTed to the same receiver (one Kafka hop and one HTTP hop, against our
+seven topic hops and four HTTP hops).
+
+    KAFKA_BOOTSTRAP=127.0.0.1:9092 .venv/bin/python bench/bench_end_to_end.py --count 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+import httpx  # noqa: E402
+import orjson  # noqa: E402
+from aiokafka import AIOKafkaConsumer  # noqa: E402
+
+from events.base import deterministic_id  # noqa: E402
+from events.topics import Topics  # noqa: E402
+from services.kafka import KafkaSettings, ensure_topics, make_producer  # noqa: E402
+from tests.integration.stack import Receiver, Stack, serve_receiver  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def body(i: int) -> bytes:
+    return orjson.dumps(
+        {
+            "template": "failover",
+            "workflow": [
+                {
+                    "from": {"type": "sms", "number": "447700900000"},
+                    "to": {"type": "sms", "number": f"4477009{i % 10000:04d}1"},
+                    "message": {"content": {"type": "text", "text": "Your code is 1234"}},
+                }
+            ],
+        }
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def broker_pid(bootstrap: str) -> int | None:
+    port = bootstrap.rsplit(":", 1)[1]
+    pidfile = ROOT / ".local" / f"kafka-{port}" / "broker.pid"
+    return int(pidfile.read_text()) if pidfile.exists() else None
+
+
+async def run_pipeline(stack: Stack, count: int, concurrency: int) -> dict[str, object]:
+    app = stack.create_app("bench")
+    receiver = stack.receiver
+    posted_at: dict[str, float] = {}
+    final_at: dict[str, float] = {}
+
+    def collect_finals() -> None:
+        for record in receiver.received:
+            if record["kind"] == "final":
+                final_at.setdefault(str(record["payload"]["dispatch_uuid"]), record["at"])
+
+    pids = {p.name: p.popen.pid for p in stack.processes}
+    broker = broker_pid(stack.settings.bootstrap_servers)
+    if broker:
+        pids["broker"] = broker
+    pids["bench (client + receiver)"] = os.getpid()
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        # Warm up: the new application must be known before timing starts.
+        for _ in range(100):
+            r = await client.post(
+                f"{stack.gateway}/v0.1/dispatch",
+                content=body(0),
+                headers={**app.auth, "Content-Type": "application/json"},
+            )
+            if r.status_code == 202:
+                break
+            await asyncio.sleep(0.2)
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(count):
+            queue.put_nowait(i)
+        started = time.time()
+
+        async def poster() -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                sent = time.time()
+                r = await client.post(
+                    f"{stack.gateway}/v0.1/dispatch",
+                    content=body(i),
+                    headers={**app.auth, "Content-Type": "application/json"},
+                )
+                if r.status_code == 202:
+                    posted_at[r.json()["dispatch_uuid"]] = sent
+                else:
+                    print("refused", r.status_code, r.text[:200])
+
+        await asyncio.gather(*(poster() for _ in range(concurrency)))
+        posting_done = time.time()
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            collect_finals()
+            if all(u in final_at for u in posted_at):
+                break
+            await asyncio.sleep(0.2)
+        collect_finals()
+        finished = max(final_at.get(u, time.time()) for u in posted_at)
+        cpu_after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        sends = (await client.get(f"{stack.simulator}/_sim/sends")).json()["first_attempt_at"]
+
+    completed = [u for u in posted_at if u in final_at]
+    to_provider = [
+        sends[str(deterministic_id(u, 0, "send"))] - posted_at[u]
+        for u in completed
+        if str(deterministic_id(u, 0, "send")) in sends
+    ]
+    to_final = [final_at[u] - posted_at[u] for u in completed]
+    wall = finished - started
+    return {
+        "completed": len(completed),
+        "posted": len(posted_at),
+        "wall_s": wall,
+        "posting_s": posting_done - started,
+        "rate": len(completed) / wall,
+        "to_provider": to_provider,
+        "to_final": to_final,
+        "cpu": {name: cpu_after[name] - cpu_before[name] for name in pids},
+    }
+
+
+async def run_baseline(bootstrap: str, receiver: Receiver, count: int) -> dict[str, float]:
+    """Produce → consume → POST to the receiver: one Kafka hop, one HTTP hop."""
+    settings = KafkaSettings(
+        bootstrap_servers=bootstrap,
+        partitions=8,
+        topics=Topics.from_prefix(f"bench{uuid.uuid4().hex[:6]}."),
+    )
+    await ensure_topics(settings)
+    topic = settings.topics.send
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"b-{uuid.uuid4()}",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    producer = make_producer(settings)
+    await producer.start()
+    latencies: list[float] = []
+    url = receiver.url("baseline", "final")
+    started = time.time()
+
+    async def consume(session: aiohttp.ClientSession) -> None:
+        done = 0
+        while done < count:
+            batches = await consumer.getmany(timeout_ms=200)
+            posts = []
+            for records in batches.values():
+                for record in records:
+                    posts.append(post(session, record.value))
+            await asyncio.gather(*posts)
+            done += len(posts)
+
+    async def post(session: aiohttp.ClientSession, value: bytes) -> None:
+        async with session.post(url, data=value, headers={"Content-Type": "application/json"}) as r:
+            await r.read()
+        latencies.append(time.time() - orjson.loads(value)["t"])
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+        consuming = asyncio.create_task(consume(session))
+        sends = [
+            await producer.send(
+                topic,
+                orjson.dumps({"t": time.time(), "dispatch_uuid": str(i)}),
+                key=str(i).encode(),
+            )
+            for i in range(count)
+        ]
+        await asyncio.gather(*sends)
+        await asyncio.wait_for(consuming, 120)
+    wall = time.time() - started
+    await producer.stop()
+    await consumer.stop()
+    return {"rate": count / wall, "p50": pct(latencies, 0.5), "p99": pct(latencies, 0.99)}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--speed", default="20", help="SIMULATOR_SPEED (20: delivered after 50 ms)")
+    args = parser.parse_args()
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    os.environ["E2E_SIMULATOR_SPEED"] = args.speed
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = KafkaSettings(
+            bootstrap_servers=bootstrap,
+            partitions=8,
+            topics=Topics.from_prefix(f"bench{uuid.uuid4().hex[:6]}."),
+        )
+        await ensure_topics(settings)
+        receiver = Receiver()
+        async with serve_receiver(receiver):
+            baseline = await run_baseline(bootstrap, receiver, args.count)
+            stack = Stack(settings=settings, tmp=Path(tmp), receiver=receiver)
+            try:
+                await asyncio.to_thread(stack.start_all)
+                result = await run_pipeline(stack, args.count, args.concurrency)
+            finally:
+                await asyncio.to_thread(stack.stop_all)
+
+    print(
+        f"\nend to end: {args.count} single-SMS dispatches, {args.concurrency} posters, "
+        f"simulator speed {args.speed}"
+    )
+    print(
+        f"  completed {result['completed']}/{result['posted']} in {result['wall_s']:.1f} s "
+        f"(posting took {result['posting_s']:.1f} s)"
+    )
+    print(f"  dispatches/s end to end: {result['rate']:.0f}")
+    to_provider = result["to_provider"]
+    to_final = result["to_final"]
+    assert isinstance(to_provider, list) and isinstance(to_final, list)
+    if to_provider:
+        print(
+            f"  POST → provider call: p50 {pct(to_provider, 0.5):.0f} ms, "
+            f"p99 {pct(to_provider, 0.99):.0f} ms"
+        )
+    if to_final:
+        print(
+            f"  POST → final report:  p50 {pct(to_final, 0.5):.0f} ms, "
+            f"p99 {pct(to_final, 0.99):.0f} ms"
+        )
+    cpu = result["cpu"]
+    assert isinstance(cpu, dict)
+    total = sum(cpu.values())
+    print(f"  CPU over the run ({total:.1f} CPU-s in {result['wall_s']:.1f} s, 2 cores):")
+    for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
+        print(f"    {name:28} {seconds:6.1f} CPU-s  {100 * seconds / total:5.1f} %")
+    print(
+        f"baseline (produce → consume → POST, same broker and receiver): "
+        f"{baseline['rate']:.0f} items/s, "
+        f"p50 {baseline['p50']:.0f} ms, p99 {baseline['p99']:.0f} ms"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
