@@ -1,0 +1,190 @@
+"""Fold throughput: events/s through the real processor, beside a raw aiokafka
+consume-and-produce loop over the same topic in the same run.
+
+    KAFKA_BOOTSTRAP=127.0.0.1:9092 .venv/bin/python bench/bench_processor.py [--dispatches N]
+
+Each dispatch is three input events (WorkflowRequested, MessageSubmitted, a
+`delivered` status), all produced before either side starts. The raw loop
+reads them and writes each one to another topic (acks=all). The processor
+folds them, writes its decisions back to dispatch.events (and folds their
+echo too), a SendMessage and two webhooks per dispatch. Its window runs from
+its first output to its last final report (broker timestamps), so worker
+start-up is not counted; the figure is input events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from events.base import utcnow
+from events.codec import decode_webhook, encode
+from events.dispatch import MessageStatusReceived, MessageSubmitted, WorkflowRequested
+from events.topics import Topics
+from services.kafka import KafkaSettings, ensure_topics, make_producer
+from services.processor.decide import command_id
+from tests.conftest import kafka_env
+from tests.processes import Process, free_port
+
+ITEM = {
+    "to": {"type": "sms", "number": "447700900000"},
+    "from": {"type": "sms", "number": "447700900001"},
+    "message": {"content": {"type": "text", "text": "bench"}},
+}
+
+
+async def produce_inputs(settings: KafkaSettings, dispatches: int) -> int:
+    producer = make_producer(settings, linger_ms=20, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        workflow = [
+            {**ITEM, "failover": {"expiry_time": 600, "condition_status": "delivered"}},
+            ITEM,
+        ]
+        futures = []
+        for _ in range(dispatches):
+            d = uuid.uuid4()
+            key = str(d).encode()
+            now = utcnow()
+            for event in (
+                WorkflowRequested(dispatch_uuid=d, application_id="bench", workflow=workflow),
+                MessageSubmitted(
+                    dispatch_uuid=d, step=0, command_id=command_id(str(d), 0), message_uuid=d.hex
+                ),
+                MessageStatusReceived(
+                    dispatch_uuid=d, message_uuid=d.hex, status="delivered", timestamp=now
+                ),
+            ):
+                futures.append(await producer.send(settings.topics.events, encode(event), key=key))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return 3 * dispatches
+
+
+async def raw_loop(settings: KafkaSettings, records: int) -> float:
+    """Consume every input and produce it to a scratch topic: the ceiling."""
+    out = settings.topics.events + ".raw-out"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    await admin.create_topics([NewTopic(out, settings.partitions, 1)])
+    await admin.close()
+    consumer = AIOKafkaConsumer(
+        settings.topics.events,
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=f"raw-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    producer = make_producer(settings)
+    await consumer.start()
+    await producer.start()
+    seen = 0
+    started: float | None = None
+    try:
+        while seen < records:
+            batch = await consumer.getmany(timeout_ms=500, max_records=2000)
+            for tp, messages in batch.items():
+                if started is None:
+                    started = time.perf_counter()
+                for message in messages:
+                    await producer.send(out, message.value, key=message.key)
+                seen += len(messages)
+                await consumer.commit({tp: messages[-1].offset + 1})
+        await producer.flush()
+        assert started is not None
+        return records / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+async def processor_run(settings: KafkaSettings, dispatches: int, inputs: int, store: str) -> float:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-processor-"))
+    process = Process(
+        "processor",
+        ["dispatch-processor"],
+        {
+            **kafka_env(settings),
+            "PROCESSOR_DATA_DIR": str(tmp / "data"),
+            "PROCESSOR_METRICS_PORT": str(free_port()),
+            "PROCESSOR_STORE": store,
+            "PROCESSOR_LOG_LEVEL": "WARNING",
+        },
+        tmp,
+    )
+    consumer = AIOKafkaConsumer(
+        settings.topics.send,
+        settings.topics.webhooks,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    first: float | None = None
+    last = 0.0
+    finals = 0
+    try:
+        deadline = time.monotonic() + 600
+        while finals < dispatches and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for messages in batch.values():
+                for message in messages:
+                    stamp = message.timestamp / 1000
+                    first = stamp if first is None else min(first, stamp)
+                    if (
+                        message.topic == settings.topics.webhooks
+                        and decode_webhook(message.value).kind == "final"
+                    ):
+                        finals += 1
+                        last = max(last, stamp)
+            if not process.alive():
+                raise SystemExit(process.log()[-3000:])
+        assert first is not None and finals == dispatches, (finals, dispatches)
+        # Echoes of its own decisions (4 per dispatch here) are folded too.
+        echoes = 4 * dispatches
+        window = last - first
+        folded = (inputs + echoes) / window
+        print(f"processor window {window:.1f}s, all events folded: {folded:,.0f}/s")
+        return inputs / window
+    finally:
+        await consumer.stop()
+        process.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dispatches", type=int, default=5000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--store", default="rocksdb://")
+    args = parser.parse_args()
+    bootstrap = __import__("os").environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    settings = KafkaSettings(
+        bootstrap_servers=bootstrap,
+        partitions=args.partitions,
+        topics=Topics.from_prefix(f"bench{uuid.uuid4().hex[:6]}."),
+    )
+    await ensure_topics(settings)
+    inputs = await produce_inputs(settings, args.dispatches)
+    raw = await raw_loop(settings, inputs)
+    folded = await processor_run(settings, args.dispatches, inputs, args.store)
+    print(f"dispatches {args.dispatches}, input events {inputs}, partitions {args.partitions}")
+    print(f"raw aiokafka consume+produce: {raw:,.0f} events/s")
+    print(f"processor ({args.store}):    {folded:,.0f} input events/s")
+    print(f"ratio: {100 * folded / raw:.0f} % of the raw loop")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

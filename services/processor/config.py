@@ -1,0 +1,60 @@
+"""The processor's own settings, from the environment (documented in docs/processor.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from services.kafka import KafkaSettings
+from services.processor.decide import Policy
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    app_id: str = "dispatch-processor"
+    store: str = "rocksdb://"
+    data_dir: Path = Path(".local/processor")
+    policy: Policy = field(default_factory=Policy)
+    tick_interval_s: float = 0.5
+    metrics_port: int = 9102
+    # How soon the group notices a dead worker (kill -9) and hands its
+    # partitions, timers included, to whoever is alive or restarted.
+    session_timeout_s: float = 10.0
+    producer_linger_s: float = 0.005
+    replication_factor: int = 1
+    rocksdb_write_buffer_mib: int = 8
+    rocksdb_block_cache_mib: int = 16
+    log_level: str = "INFO"
+
+    @property
+    def full_app_id(self) -> str:
+        # The topic prefix isolates deployments (and tests) sharing one broker,
+        # so it must isolate the consumer group and changelog topics too.
+        prefix = self.kafka.topics.events.removesuffix("dispatch.events")
+        return f"{prefix}{self.app_id}"
+
+    @classmethod
+    def from_env(cls) -> ProcessorConfig:
+        env = os.environ
+        return cls(
+            kafka=KafkaSettings.from_env(),
+            app_id=env.get("PROCESSOR_APP_ID", "dispatch-processor"),
+            store=env.get("PROCESSOR_STORE", "rocksdb://"),
+            data_dir=Path(env.get("PROCESSOR_DATA_DIR", ".local/processor")),
+            policy=Policy(
+                final_step_limit=timedelta(
+                    seconds=float(env.get("PROCESSOR_FINAL_STEP_LIMIT_S", "86400"))
+                )
+            ),
+            tick_interval_s=float(env.get("PROCESSOR_TICK_INTERVAL_S", "0.5")),
+            metrics_port=int(env.get("PROCESSOR_METRICS_PORT", "9102")),
+            session_timeout_s=float(env.get("PROCESSOR_SESSION_TIMEOUT_S", "10")),
+            producer_linger_s=float(env.get("PROCESSOR_LINGER_S", "0.005")),
+            replication_factor=int(env.get("PROCESSOR_REPLICATION_FACTOR", "1")),
+            rocksdb_write_buffer_mib=int(env.get("PROCESSOR_ROCKSDB_WRITE_BUFFER_MIB", "8")),
+            rocksdb_block_cache_mib=int(env.get("PROCESSOR_ROCKSDB_BLOCK_CACHE_MIB", "16")),
+            log_level=env.get("PROCESSOR_LOG_LEVEL", "INFO"),
+        )

@@ -1,0 +1,202 @@
+"""One event in, outputs out: the fold, the decisions, the timers and the
+at-least-once bookkeeping, over plain key-value stores.
+
+The faust agent hands every event of ``dispatch.events`` to :func:`process`
+with its partition and offset; the stores are its tables (dicts in tests).
+
+Redelivery: after a crash the tables may already hold the effects of events
+that come again (changelog written, offset not committed), while the outputs
+of those events may or may not have reached Kafka. A dispatch remembers the
+highest offset folded into it; an event at or below it is not decided again
+but *re-asserted*: the outputs implied by the current state are emitted again
+with their deterministic ids, which every consumer drops as duplicates.
+Ticks are handled the same way through the cursor's memory of what the last
+few ticks fired.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from events.base import deterministic_id
+from events.codec import LogEvent
+from events.dispatch import (
+    MessageSendFailed,
+    MessageStatusReceived,
+    StepTimedOut,
+    Tick,
+    TimerScheduled,
+    WorkflowCompleted,
+    WorkflowFailed,
+)
+from services.processor import timers
+from services.processor.decide import (
+    Output,
+    Policy,
+    decide,
+    final_report,
+    on_deadline,
+    send_failure_webhook,
+    start_step,
+    status_webhook,
+    timer_event,
+)
+from services.processor.fold import apply, status_key
+from services.processor.state import DispatchState, decode_state, encode_state
+
+Store = MutableMapping[str, bytes]
+
+
+@dataclass
+class Stores:
+    dispatches: Store
+    buckets: Store
+    cursors: Store
+
+
+@dataclass
+class Result:
+    outputs: list[Output] = field(default_factory=list)
+    # Why the event could not be used (the caller dead-letters it), if so.
+    rejected: str | None = None
+    # Deadlines fired by a tick, for the lateness metric.
+    fired: list[datetime] = field(default_factory=list)
+
+
+def load(stores: Stores, dispatch_uuid: str) -> DispatchState | None:
+    raw = stores.dispatches.get(dispatch_uuid)
+    return decode_state(raw) if raw is not None else None
+
+
+def process(stores: Stores, partition: int, offset: int, event: LogEvent, policy: Policy) -> Result:
+    if isinstance(event, Tick):
+        return _tick(stores, partition, offset, event, policy)
+    dispatch_uuid = str(event.dispatch_uuid)
+    raw_before = stores.dispatches.get(dispatch_uuid)
+    state = decode_state(raw_before) if raw_before is not None else None
+    if state is not None and offset <= state.last_offset:
+        return Result(outputs=reassert(state, event, policy))
+    before_seen = len(state.seen) if state is not None else 0
+    state = apply(state, event)
+    if state is None:
+        return Result(rejected=f"{event.type} for a dispatch never requested")
+    outputs = decide(before_seen, state, event, policy)
+    if outputs or raw_before is None or encode_state(state) != raw_before:
+        state.last_offset = offset
+        stores.dispatches[dispatch_uuid] = encode_state(state)
+    # else: an echo of our own decision, or a duplicate: nothing changed, and
+    # skipping the write (and its changelog record) is safe, since a
+    # redelivery of this offset would only re-assert outputs with known ids.
+    _arm(stores, partition, outputs)
+    return Result(outputs=outputs)
+
+
+def _arm(stores: Stores, partition: int, outputs: list[Output]) -> None:
+    for output in outputs:
+        if isinstance(output, TimerScheduled):
+            timers.schedule(
+                stores.buckets,
+                stores.cursors,
+                partition,
+                str(output.dispatch_uuid),
+                output.step,
+                output.deadline_at,
+            )
+
+
+def _tick(stores: Stores, partition: int, offset: int, tick: Tick, policy: Policy) -> Result:
+    if tick.partition != partition:
+        return Result(rejected=f"tick for partition {tick.partition} read on {partition}")
+    due, redelivered = timers.drain(stores.buckets, stores.cursors, partition, tick.now, offset)
+    result = Result()
+    fired: list[timers.Due] = []
+    for entry in due:
+        state = load(stores, entry.dispatch_uuid)
+        if state is None:
+            continue
+        if redelivered:
+            result.outputs.extend(_reassert_timeout(state, entry.step, tick.now, policy))
+            continue
+        outputs = on_deadline(state, entry.step, entry.deadline_at, tick.now, policy)
+        if outputs:
+            fired.append(entry)
+            stores.dispatches[entry.dispatch_uuid] = encode_state(state)
+            _arm(stores, partition, outputs)
+            result.outputs.extend(outputs)
+    if not redelivered:
+        timers.remember_fired(stores.cursors, partition, offset, fired)
+    result.fired = [entry.deadline_at for entry in fired]
+    return result
+
+
+def _reassert_timeout(
+    state: DispatchState, step: int, now: datetime, policy: Policy
+) -> list[Output]:
+    if step >= len(state.steps) or not state.steps[step].timed_out:
+        return []
+    deadline = state.steps[step].deadline_at
+    assert deadline is not None
+    timed_out = StepTimedOut(
+        event_id=deterministic_id(state.dispatch_uuid, step, "timed-out"),
+        dispatch_uuid=uuid.UUID(state.dispatch_uuid),
+        occurred_at=now,
+        step=step,
+        deadline_at=datetime.fromisoformat(deadline),
+        tick_at=now,
+    )
+    return [timed_out, *reassert_state(state, policy)]
+
+
+def reassert(state: DispatchState, event: LogEvent, policy: Policy) -> list[Output]:
+    """Outputs implied by the state for an event it already reflects."""
+    outputs: list[Output] = []
+    if isinstance(event, MessageStatusReceived) and status_key(event) in state.seen:
+        outputs.append(status_webhook(state, event))
+    if isinstance(event, MessageSendFailed) and event.step < len(state.steps):
+        failed = state.steps[event.step]
+        if failed.send_failed is not None:
+            outputs.append(send_failure_webhook(state, failed))
+    return outputs + reassert_state(state, policy)
+
+
+def reassert_state(state: DispatchState, policy: Policy) -> list[Output]:
+    """The current step's start (and timer), or the end of the dispatch."""
+    if state.finished:
+        return _reassert_finish(state)
+    current = state.current
+    if current is None:
+        return []
+    outputs: list[Output] = []
+    if current.message_uuid is None and current.send_failed is None:
+        # Started, not yet submitted: the send command may never have left.
+        started_at = datetime.fromisoformat(current.started_at or "")
+        outputs.extend(start_step(state, current.index, started_at))
+    if current.deadline_at is not None:
+        outputs.append(timer_event(state, current, policy))
+    return outputs
+
+
+def _reassert_finish(state: DispatchState) -> list[Output]:
+    report = final_report(state)
+    step = state.outcome_step if state.outcome_step is not None else len(state.steps) - 1
+    decision: WorkflowCompleted | WorkflowFailed
+    if state.outcome == "completed":
+        decision = WorkflowCompleted(
+            event_id=deterministic_id(state.dispatch_uuid, step, "completed"),
+            dispatch_uuid=uuid.UUID(state.dispatch_uuid),
+            occurred_at=report.occurred_at,
+            step=step,
+            message_uuid=state.steps[step].message_uuid if step < len(state.steps) else None,
+        )
+    else:
+        decision = WorkflowFailed(
+            event_id=deterministic_id(state.dispatch_uuid, step, "failed"),
+            dispatch_uuid=uuid.UUID(state.dispatch_uuid),
+            occurred_at=report.occurred_at,
+            step=step,
+            reason=state.outcome_reason or "error",
+        )
+    return [decision, report]

@@ -1,0 +1,43 @@
+"""``dispatch-processor``: run the failover engine as a faust worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import faust
+from prometheus_client import start_http_server
+
+from services.kafka import ensure_topics
+from services.processor.app import build_app
+from services.processor.config import ProcessorConfig
+
+
+def main() -> None:
+    config = ProcessorConfig.from_env()
+    logging.basicConfig(
+        stream=sys.stdout,
+        level=config.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Our topics must exist with the configured partition count before faust
+    # declares its changelogs, or it refuses to start (PartitionsMismatch).
+    asyncio.run(ensure_topics(config.kafka))
+    if config.metrics_port:
+        start_http_server(config.metrics_port, addr="0.0.0.0")
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    app = build_app(config)
+    logging.getLogger("dispatch.processor").info(
+        "processor %s starting: topics %s, %d partitions, store %s",
+        config.full_app_id,
+        config.kafka.topics.events,
+        config.kafka.partitions,
+        config.store,
+    )
+    worker = faust.Worker(app, loglevel=config.log_level, stdout=sys.stdout, quiet=True)
+    # At WARNING and above faust draws a terminal spinner and turns the root
+    # logger to DEBUG for it, which costs more than the processing itself.
+    worker.spinner = None
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    worker.execute_from_commandline()

@@ -1,0 +1,24 @@
+"""Prometheus metrics of the processor."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+TIMER_LATENESS = Histogram(
+    "dispatch_timer_lateness_seconds",
+    "How long after its deadline a timer fired: tick time minus deadline.",
+    buckets=LATENESS_BUCKETS,
+)
+TIMER_FIRE_DELAY = Histogram(
+    "dispatch_timer_fire_delay_seconds",
+    "Wall clock when the timeout was processed minus the deadline.",
+    buckets=LATENESS_BUCKETS,
+)
+EVENTS_PROCESSED = Counter(
+    "dispatch_processor_events_total", "Events of dispatch.events folded.", ["type"]
+)
+DEAD_LETTERS = Counter(
+    "dispatch_processor_dead_letters_total", "Events sent to the dead-letter topic."
+)
