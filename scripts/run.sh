@@ -29,4 +29,13 @@ stop_all() {
 }
 trap stop_all EXIT
 .venv/bin/python -c "import asyncio; from services.kafka import KafkaSettings, ensure_topics; asyncio.run(ensure_topics(KafkaSettings.from_env()))"
-.venv/bin/honcho -f scripts/Procfile start
+# honcho runs in the background so that this script stays in charge of the
+# order of shutdown: first every process (honcho: SIGTERM, SIGKILL after 5 s),
+# then the broker (the EXIT trap). A worker whose broker vanished first can
+# hang instead of exiting.
+.venv/bin/honcho -f scripts/Procfile start &
+honcho_pid=$!
+trap 'kill -TERM "$honcho_pid" 2>/dev/null || true' INT TERM
+while kill -0 "$honcho_pid" 2>/dev/null; do
+  wait "$honcho_pid" || true
+done

@@ -28,7 +28,7 @@ DEFAULT_RULES: dict[str, Any] = {
             "refuse": {
                 "http_status": 422,
                 "code": 1020,
-                "reason": "Invalid params: the recipient refuses messages from this sender",
+                "reason": "The recipient refuses messages from this sender",
             }
         },
         "3": {
