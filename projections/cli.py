@@ -6,17 +6,21 @@ import asyncio
 import os
 import sys
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 import httpx
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from projections.audit import render_timeline, timeline
+from projections.decisions import DecisionReport, Record, compare_decisions
 from projections.projector import Projector
 from projections.store import ProjectionStore
 from services.kafka import KafkaSettings
+from services.processor.decide import Policy
 
 
 def _projector_url() -> str:
@@ -56,11 +60,24 @@ def audit(dispatch_uuid: str, as_json: bool) -> None:
     show_default="$PROJECTOR_DB or .local/projections.sqlite3",
     help="The live projection store to compare with.",
 )
-def replay(live_db: Path) -> None:
+@click.option(
+    "--decisions/--no-decisions",
+    default=True,
+    show_default=True,
+    help="Also re-run the failover engine over the log and compare its decisions.",
+)
+def replay(live_db: Path, decisions: bool) -> None:
     """Rebuild the projections from offset 0 and compare them with the live ones."""
     if not live_db.exists():
         raise click.ClickException(f"no live projection store at {live_db}")
     differences = asyncio.run(_replay(live_db))
+    if decisions:
+        report = asyncio.run(_replay_decisions())
+        click.echo(
+            f"decisions: {report.reproduced} of {report.recorded} on the log reproduced "
+            "by re-running the failover engine"
+        )
+        differences += report.differences
     if differences:
         for line in differences[:50]:
             click.echo(f"DIFF {line}")
@@ -94,6 +111,42 @@ async def _replay(live_db: Path) -> list[str]:
         rebuilt_history = list(fresh.history_digest())
         fresh.close()
     return compare(live_views, rebuilt_views, live_history, rebuilt_history)
+
+
+async def _replay_decisions() -> DecisionReport:
+    settings = KafkaSettings.from_env()
+    limit = float(os.environ.get("PROCESSOR_FINAL_STEP_LIMIT_S", "86400"))
+    records = await read_log(settings)
+    return compare_decisions(records, Policy(final_step_limit=timedelta(seconds=limit)))
+
+
+async def read_log(settings: KafkaSettings) -> list[Record]:
+    """Every record of dispatch.events up to the end offsets at the time of the call."""
+    topic = settings.topics.events
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        records: list[Record] = []
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=500)
+            for tp, batch in batches.items():
+                records.extend(
+                    Record(r.partition, r.offset, r.timestamp, r.value)
+                    for r in batch
+                    if r.offset < ends[tp]
+                )
+                if batch and batch[-1].offset >= ends[tp] - 1:
+                    remaining.discard(tp)
+        return records
+    finally:
+        await consumer.stop()
 
 
 def compare(

@@ -5,6 +5,7 @@ of the failover template, as a client sees it (webhooks, final report, GET)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -163,3 +164,8 @@ async def test_every_failover_scenario_end_to_end(stack: Stack) -> None:
     stack.receiver.verify_all()
     replay = stack.cli("replay", "--db", str(stack.projector_db))
     assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert "replay equals live" in replay.stdout
+    # Re-running the failover engine over the recorded log takes every decision again.
+    reproduced = re.search(r"decisions: (\d+) of (\d+) on the log reproduced", replay.stdout)
+    assert reproduced is not None, replay.stdout
+    assert reproduced.group(1) == reproduced.group(2) and int(reproduced.group(1)) > 20
