@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 
 from events.codec import encode
+from events.commands import DeliverWebhook, SendMessage
 from events.dispatch import MessageSubmitted, StepStarted, WorkflowRequested
 from projections.decisions import Record, compare_decisions
 from services.processor.decide import Policy
@@ -48,12 +49,8 @@ def live_log() -> list[Record]:
                         occurred_at=T0 + timedelta(seconds=1),
                     )
                 )
-            elif (
-                hasattr(output, "dispatch_uuid")
-                and type(output).__name__ != "SendMessage"
-                and type(output).__name__ != "DeliverWebhook"
-            ):
-                inputs.append(output)
+            elif not isinstance(output, SendMessage | DeliverWebhook):
+                inputs.append(output)  # a decision: its echo comes back through the log
     return log
 
 
