@@ -291,7 +291,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--in-flight", type=int, default=64)
-    parser.add_argument("--http-client", choices=["httpx", "aiohttp"], default="httpx")
+    parser.add_argument("--http-client", choices=["httpx", "aiohttp"], default="aiohttp")
     parser.add_argument("--receiver", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.receiver:
