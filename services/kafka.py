@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import uuid
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -69,3 +71,42 @@ def make_producer(settings: KafkaSettings, **overrides: object) -> AIOKafkaProdu
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)
+
+
+async def follow_from_beginning(
+    settings: KafkaSettings, topic: str, client_id: str
+) -> AIOKafkaConsumer:
+    """A started consumer that reads every partition of ``topic`` from offset 0.
+
+    For processes that keep a whole topic in memory (the application registry,
+    the message index, the sender's ledger): no consumer group, so each process
+    reads everything itself.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id=f"{client_id}-{uuid.uuid4().hex[:6]}",
+    )
+    await consumer.start()
+    try:
+        # Without a group, subscribe() assigns every partition to this consumer,
+        # and auto_offset_reset=earliest starts each one at the beginning.
+        consumer.subscribe([topic])
+        for _ in range(200):
+            if consumer.assignment():
+                return consumer
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"topic {topic} has no partitions; run ensure_topics first")
+    except BaseException:
+        await consumer.stop()
+        raise
+
+
+async def reached(consumer: AIOKafkaConsumer, targets: dict[TopicPartition, int]) -> bool:
+    """Whether ``consumer`` has read up to ``targets`` (end offsets) on every partition."""
+    for tp, end in targets.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True

@@ -11,11 +11,10 @@ import click
 from aiokafka.errors import KafkaError
 
 from events.applications import ApplicationRegistered
-from events.codec import encode, to_json
+from events.codec import to_json
 from services.applications.credentials import generate_credentials, hash_secret
-from services.kafka import KafkaSettings, ensure_topics, make_producer
-
-PRODUCE_TIMEOUT_S = 15.0
+from services.applications.register import publish_application
+from services.kafka import KafkaSettings
 
 
 def _http_url(_ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -40,21 +39,6 @@ def _public_key(path: Path | None) -> str | None:
     if not isinstance(key, RSAPublicKey):
         raise click.BadParameter(f"{path} is not an RSA public key (JWTs are RS256)")
     return pem
-
-
-async def _publish(settings: KafkaSettings, app: ApplicationRegistered) -> None:
-    await asyncio.wait_for(ensure_topics(settings), PRODUCE_TIMEOUT_S)
-    producer = make_producer(settings)
-    await asyncio.wait_for(producer.start(), PRODUCE_TIMEOUT_S)
-    try:
-        await asyncio.wait_for(
-            producer.send_and_wait(
-                settings.topics.applications, encode(app), key=app.application_id.encode()
-            ),
-            PRODUCE_TIMEOUT_S,
-        )
-    finally:
-        await producer.stop()
 
 
 @click.group()
@@ -97,7 +81,7 @@ def create(
         signature_secret=credentials.signature_secret,
     )
     try:
-        asyncio.run(_publish(KafkaSettings.from_env(), app))
+        asyncio.run(publish_application(KafkaSettings.from_env(), app))
     except (TimeoutError, OSError, KafkaError) as exc:
         raise click.ClickException(f"could not register the application on Kafka: {exc!r}") from exc
     shown = {

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from events.applications import ApplicationRegistered
 from events.codec import UndecodableMessage, decode_application
-from services.kafka import KafkaSettings
+from services.kafka import KafkaSettings, follow_from_beginning
 
 log = logging.getLogger(__name__)
 
@@ -55,36 +54,10 @@ class ApplicationRegistry:
 
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> None:
-        topic = self._settings.topics.applications
-        # No group: every process reads the whole registry itself.
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            client_id=f"registry-{uuid.uuid4().hex[:6]}",
+        self._consumer = await follow_from_beginning(
+            self._settings, self._settings.topics.applications, "registry"
         )
-        await self._consumer.start()
-        try:
-            await self._assign_from_beginning(topic)
-        except BaseException:
-            await self._consumer.stop()
-            raise
-
-    async def _assign_from_beginning(self, topic: str) -> None:
-        assert self._consumer is not None
-        # Without a group, subscribe() assigns every partition to this consumer,
-        # and auto_offset_reset=earliest starts each one at the beginning.
-        self._consumer.subscribe([topic])
-        for _ in range(200):
-            assigned = self._consumer.assignment()
-            if assigned:
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise RuntimeError(f"topic {topic} has no partitions; run ensure_topics first")
-        tps = sorted(assigned)
-        end_offsets = await self._consumer.end_offsets(tps)
+        end_offsets = await self._consumer.end_offsets(sorted(self._consumer.assignment()))
         self._task = asyncio.create_task(self._follow(end_offsets), name="application-registry")
 
     async def _follow(self, end_offsets: dict[TopicPartition, int]) -> None:

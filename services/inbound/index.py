@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from events.codec import UndecodableMessage, decode_event
 from events.dispatch import MessageSubmitted
-from services.kafka import KafkaSettings
+from services.kafka import KafkaSettings, follow_from_beginning, reached
 
 log = logging.getLogger(__name__)
 
@@ -79,37 +79,14 @@ class MessageIndex:
 
     async def _reached(self, targets: dict[TopicPartition, int]) -> bool:
         assert self._consumer is not None
-        for tp, end in targets.items():
-            if await self._consumer.position(tp) < end:
-                return False
-        return True
+        return await reached(self._consumer, targets)
 
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> None:
-        topic = self._settings.topics.events
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            client_id=f"message-index-{uuid.uuid4().hex[:6]}",
+        self._consumer = await follow_from_beginning(
+            self._settings, self._settings.topics.events, "message-index"
         )
-        await self._consumer.start()
-        try:
-            # Without a group, subscribe() assigns every partition to this
-            # consumer and auto_offset_reset=earliest starts each at offset 0.
-            self._consumer.subscribe([topic])
-            for _ in range(200):
-                if self._consumer.assignment():
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError(f"topic {topic} has no partitions; run ensure_topics first")
-            self._partitions = sorted(self._consumer.assignment())
-        except BaseException:
-            await self._consumer.stop()
-            self._consumer = None
-            raise
+        self._partitions = sorted(self._consumer.assignment())
         self._task = asyncio.create_task(self._follow(), name="message-index")
 
     async def wait_caught_up(self, timeout: float = 30.0) -> None:

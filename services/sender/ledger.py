@@ -29,7 +29,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from events.codec import UndecodableMessage, decode_event, encode, from_json, to_json
 from events.dispatch import MessageSendFailed, MessageSubmitted
-from services.kafka import KafkaSettings
+from services.kafka import KafkaSettings, follow_from_beginning, reached
 
 log = logging.getLogger(__name__)
 
@@ -116,26 +116,7 @@ class Ledger:
 
     # -- following ---------------------------------------------------------------
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            client_id=f"sender-ledger-{uuid.uuid4().hex[:6]}",
-        )
-        await self._consumer.start()
-        try:
-            self._consumer.subscribe([self._topic])
-            for _ in range(200):
-                if self._consumer.assignment():
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError(f"topic {self._topic} has no partitions")
-        except BaseException:
-            await self._consumer.stop()
-            self._consumer = None
-            raise
+        self._consumer = await follow_from_beginning(self._settings, self._topic, "sender-ledger")
         self._task = asyncio.create_task(self._follow(), name="sender-ledger")
 
     async def catch_up(self, timeout: float = 60.0) -> None:
@@ -146,10 +127,7 @@ class Ledger:
             targets: dict[TopicPartition, int] = await consumer.end_offsets(
                 sorted(consumer.assignment())
             )
-            while True:
-                positions = [await consumer.position(tp) for tp in targets]
-                if all(p >= end for p, end in zip(positions, targets.values(), strict=True)):
-                    return
+            while not await reached(consumer, targets):
                 await self._progress.wait()
 
     async def _follow(self) -> None:
