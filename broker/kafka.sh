@@ -3,6 +3,7 @@
 #
 #   broker/kafka.sh fetch   download the jars once (Maven Central, via broker/pom.xml)
 #   broker/kafka.sh start   format fresh storage, start in the background, wait until ready
+#                           (KAFKA_KEEP_DATA=1: restart on the storage already there)
 #   broker/kafka.sh stop    stop it (SIGTERM, then SIGKILL after a grace period)
 #   broker/kafka.sh status  exit 0 when the broker answers on its port
 #
@@ -20,6 +21,9 @@ lib="$here/lib/$version"
 pidfile="$state/broker.pid"
 log="$state/broker.log"
 ready_timeout=${KAFKA_READY_TIMEOUT:-60}
+java=(java -Xms256m "-Xmx${KAFKA_HEAP:-768m}" -XX:+UseG1GC -Djava.awt.headless=true
+      "-Dkafka.logs.dir=$state" "-Dlog4j2.configurationFile=$state/log4j2.properties"
+      -cp "$lib/*")
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -44,6 +48,10 @@ start() {
       exit 1
     fi
   done
+  if [ "${KAFKA_KEEP_DATA:-0}" = 1 ] && [ -f "$state/server.properties" ]; then
+    launch  # a restart: same storage, same topics and offsets
+    return
+  fi
   rm -rf "$state"; mkdir -p "$state/data"
   cat > "$state/server.properties" <<PROPS
 process.roles=broker,controller
@@ -80,12 +88,14 @@ logger.kafka.level=WARN
 logger.apache.name=org.apache.kafka
 logger.apache.level=WARN
 PROPS
-  local cp="$lib/*"
-  local jvm=(java -Xms256m -Xmx${KAFKA_HEAP:-768m} -XX:+UseG1GC -Djava.awt.headless=true
-             "-Dkafka.logs.dir=$state" "-Dlog4j2.configurationFile=$state/log4j2.properties" -cp "$cp")
-  local cluster_id; cluster_id=$("${jvm[@]}" kafka.tools.StorageTool random-uuid 2>>"$log")
-  "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$state/server.properties" >>"$log" 2>&1
-  nohup "${jvm[@]}" kafka.Kafka "$state/server.properties" >>"$state/stdout.log" 2>&1 &
+  local cluster_id; cluster_id=$("${java[@]}" kafka.tools.StorageTool random-uuid 2>>"$log")
+  "${java[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$state/server.properties" >>"$log" 2>&1
+  launch
+}
+
+# Runs the broker on the storage in $state and waits until it answers.
+launch() {
+  nohup "${java[@]}" kafka.Kafka "$state/server.properties" >>"$state/stdout.log" 2>&1 &
   echo $! > "$pidfile"
   local deadline=$((SECONDS + ready_timeout))
   until port_open "$port"; do

@@ -218,3 +218,14 @@ async def post_until_accepted(
         if response.status_code != 401 or time.monotonic() > deadline:
             raise AssertionError(f"POST refused: {response.status_code} {response.text}")
         await asyncio.sleep(0.25)
+
+
+async def wait_for_finals(stack: Stack, uuids: list[str], timeout: float) -> None:
+    """Until every dispatch in ``uuids`` has its final report at the receiver."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(stack.receiver.of(u, "final") for u in uuids):
+            return
+        await asyncio.sleep(0.2)
+    missing = [u for u in uuids if not stack.receiver.of(u, "final")]
+    raise AssertionError(f"no final report for {missing}\n{stack.logs()}")

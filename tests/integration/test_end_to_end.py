@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,13 @@ import httpx
 import pytest
 
 from services.kafka import KafkaSettings
-from tests.integration.stack import Receiver, Stack, post_until_accepted, serve_receiver
+from tests.integration.stack import (
+    Receiver,
+    Stack,
+    post_until_accepted,
+    serve_receiver,
+    wait_for_finals,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -77,16 +82,6 @@ async def stack(kafka_settings: KafkaSettings, tmp_path: Path) -> AsyncIterator[
             yield stack
         finally:
             await asyncio.to_thread(stack.stop_all)
-
-
-async def wait_for_finals(stack: Stack, uuids: list[str], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(stack.receiver.of(u, "final") for u in uuids):
-            return
-        await asyncio.sleep(0.2)
-    missing = [u for u in uuids if not stack.receiver.of(u, "final")]
-    raise AssertionError(f"no final report for {missing}\n{stack.logs()}")
 
 
 async def test_every_failover_scenario_end_to_end(stack: Stack) -> None:
