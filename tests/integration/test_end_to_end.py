@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+from jsonschema import Draft202012Validator
 
+from services.gateway.app import OPENAPI_PATH
 from services.kafka import KafkaSettings
 from tests.integration.stack import (
     Receiver,
@@ -71,6 +74,21 @@ SCENARIOS: dict[str, tuple[list[dict[str, Any]], str, list[list[str]]]] = {
 
 PRICE_SMS = "0.0333"
 
+_OPENAPI = orjson.loads(OPENAPI_PATH.read_bytes())
+
+
+def _schema(name: str) -> Draft202012Validator:
+    return Draft202012Validator(
+        {"$ref": f"#/components/schemas/{name}", "components": _OPENAPI["components"]}
+    )
+
+
+# The GET answers are what the OpenAPI document says they are.
+VIEW_SCHEMA = _schema("DispatchView")
+HISTORY_SCHEMA = _schema("DispatchHistory")
+STATUS_SCHEMA = _schema("MessageStatusCallback")
+FINAL_SCHEMA = _schema("FinalReport")
+
 
 @pytest.fixture
 async def stack(kafka_settings: KafkaSettings, tmp_path: Path) -> AsyncIterator[Stack]:
@@ -104,6 +122,9 @@ async def test_every_failover_scenario_end_to_end(stack: Stack) -> None:
             finals = stack.receiver.of(dispatch_uuid, "final")
             assert len(finals) == 1, f"{name}: {len(finals)} final reports"
             final = finals[0]
+            FINAL_SCHEMA.validate(final)
+            for status in statuses:
+                STATUS_SCHEMA.validate(status)
             assert final["status"] == final_status, name
             assert final["template"] == "failover"
 
@@ -129,6 +150,7 @@ async def test_every_failover_scenario_end_to_end(stack: Stack) -> None:
             )
             assert got.status_code == 200, got.text
             view = got.json()
+            VIEW_SCHEMA.validate(view)
             assert view["status"] == final_status
             assert [s["message_uuid"] for s in view["steps"] if s["message_uuid"]] == sent
             href = await client.get(f"{stack.gateway}/workflows/{dispatch_uuid}", headers=app.auth)
@@ -136,6 +158,7 @@ async def test_every_failover_scenario_end_to_end(stack: Stack) -> None:
             events = await client.get(
                 f"{stack.gateway}/v0.1/dispatch/{dispatch_uuid}/events", headers=app.auth
             )
+            HISTORY_SCHEMA.validate(events.json())
             types = [e["type"] for e in events.json()["events"]]
             assert types[0] == "WorkflowRequested"
             assert (
