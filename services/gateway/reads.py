@@ -47,9 +47,12 @@ class ProjectorClient:
     # A dispatch accepted a moment ago may not be projected yet: a miss is
     # retried for this long before it counts as "no such dispatch".
     fresh_wait_s: float = 1.5
+    transport: httpx.AsyncBaseTransport | None = None  # tests pass an in-process one
 
     def __post_init__(self) -> None:
-        self._client = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s)
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url, timeout=self.timeout_s, transport=self.transport
+        )
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 import weakref
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.streams import _current_event
@@ -30,6 +30,7 @@ from events.commands import DeliverWebhook, SendMessage
 from events.dispatch import Tick
 from services.processor import metrics
 from services.processor.config import ProcessorConfig
+from services.processor.echoes import OwnDecisions
 from services.processor.engine import Result, Stores, process
 from services.processor.writeback import WriteBack
 
@@ -106,6 +107,14 @@ def build_app(config: ProcessorConfig) -> faust.App:
                     _current_event.reset(token)
 
     producer = app.producer
+    own = OwnDecisions()
+
+    async def forget_own(*args: Any, **kwargs: Any) -> None:
+        own.forget()  # partitions may be read again from their committed offsets
+
+    for signal in (app.on_partitions_revoked, app.on_partitions_assigned):
+        signal.connect(cast(Any, forget_own))
+
     # Delivery reports of what the current batch produced: its events are acked
     # only once every one of them has succeeded (acks=all).
     deliveries: list[Any] = []
@@ -135,11 +144,17 @@ def build_app(config: ProcessorConfig) -> faust.App:
                 await emit(topics.webhooks, key, encode(output))
             else:
                 # Decisions stay on the dispatch's own partition, next to its history.
-                await emit(topics.events, key, encode(output), partition=partition)
+                value = encode(output)
+                own.appended(value, output.type)
+                await emit(topics.events, key, value, partition=partition)
 
     async def handle(event: EventT) -> None:
         message = event.message
         value: bytes = event.value
+        echoed = own.echo(value)
+        if echoed is not None:
+            metrics.EVENTS_PROCESSED.labels(echoed).inc()
+            return  # a decision of ours, folded when it was taken
         try:
             decoded = decode_event(value)
         except UndecodableMessage as exc:
@@ -180,22 +195,36 @@ def build_app(config: ProcessorConfig) -> faust.App:
         # tables ahead of it.
         for cache in caches:
             cache.discard()
+        own.forget()  # those decisions are not in the tables after all
         deliveries.clear()
         batch.clear()
 
+    acking: set[asyncio.Task[None]] = set()
+
+    async def acknowledge(events: list[EventT], sent: list[Any]) -> None:
+        try:
+            await asyncio.gather(*sent)
+        except Exception as exc:
+            # Never ack past a lost output: crash, so that the unacked events
+            # come again (and re-assert their outputs) in the next worker.
+            log.critical("an output was not delivered, stopping: %r", exc)
+            await app.crash(exc)
+            return
+        for done in events:
+            await acker[0].ack(done)
+
     async def complete() -> None:
-        """Write the batch's tables, wait until its outputs are delivered, ack it."""
+        """Write the batch's tables, then ack its events once all its outputs
+        are delivered (in the background: the agent goes on folding)."""
         try:
             flush(batch)
-            if deliveries:
-                # A failed delivery raises here, before anything is acked.
-                await asyncio.gather(*deliveries)
-                deliveries.clear()
         except BaseException:
             abandon()
             raise
-        for done in batch:
-            await acker[0].ack(done)
+        task = asyncio.create_task(acknowledge(list(batch), list(deliveries)))
+        acking.add(task)
+        task.add_done_callback(acking.discard)
+        deliveries.clear()
         batch.clear()
 
     @app.agent(events, concurrency=1)
