@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import aiohttp
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -70,13 +70,15 @@ class Simulator:
         self.callbacks_posted = 0
         self._random = random.Random(config.seed)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
 
     # -- lifecycle ---------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
-        timeout = httpx.Timeout(self.config.callback_timeout_s, connect=2.0)
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        # aiohttp: at hundreds of callbacks per second httpx's pool costs more
+        # CPU than the rest of the simulator (measured by the e2e benchmark).
+        timeout = aiohttp.ClientTimeout(total=self.config.callback_timeout_s, connect=2.0)
+        async with aiohttp.ClientSession(timeout=timeout) as client:
             self._client = client
             try:
                 yield
@@ -191,14 +193,15 @@ class Simulator:
             if self.config.signature_secret:
                 headers["authorization"] = sign(data, self.config.signature_secret)
             try:
-                response = await self._client.post(
-                    self.config.callback_url, content=data, headers=headers
-                )
-                if response.is_success:
-                    self.callbacks_posted += 1
-                    return
-                reason = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
+                async with self._client.post(
+                    self.config.callback_url, data=data, headers=headers
+                ) as response:
+                    await response.read()
+                    if 200 <= response.status < 300:
+                        self.callbacks_posted += 1
+                        return
+                    reason = f"HTTP {response.status}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             if attempt < self.config.callback_attempts:
                 await asyncio.sleep(backoff)
