@@ -199,32 +199,21 @@ def build_app(config: ProcessorConfig) -> faust.App:
         deliveries.clear()
         batch.clear()
 
-    acking: set[asyncio.Task[None]] = set()
-
-    async def acknowledge(events: list[EventT], sent: list[Any]) -> None:
-        try:
-            await asyncio.gather(*sent)
-        except Exception as exc:
-            # Never ack past a lost output: crash, so that the unacked events
-            # come again (and re-assert their outputs) in the next worker.
-            log.critical("an output was not delivered, stopping: %r", exc)
-            await app.crash(exc)
-            return
-        for done in events:
-            await acker[0].ack(done)
-
     async def complete() -> None:
-        """Write the batch's tables, then ack its events once all its outputs
-        are delivered (in the background: the agent goes on folding)."""
+        """Write the batch's tables, wait until all its outputs are delivered,
+        ack its events. Waiting here also sizes the batches: what arrives
+        meanwhile is folded as the next batch, with its writes coalesced."""
         try:
             flush(batch)
+            if deliveries:
+                # A failed delivery raises here, before anything is acked.
+                await asyncio.gather(*deliveries)
+                deliveries.clear()
         except BaseException:
             abandon()
             raise
-        task = asyncio.create_task(acknowledge(list(batch), list(deliveries)))
-        acking.add(task)
-        task.add_done_callback(acking.discard)
-        deliveries.clear()
+        for done in batch:
+            await acker[0].ack(done)
         batch.clear()
 
     @app.agent(events, concurrency=1)
