@@ -40,7 +40,11 @@ def start_timer_id(dispatch_uuid: str, step: int) -> uuid.UUID:
 
 
 def status_key(event: MessageStatusReceived) -> str:
-    return f"{event.message_uuid}|{event.status}|{event.timestamp.isoformat()}"
+    """Identifies one status callback. The price is part of it: two callbacks
+    that differ only in their usage are two facts, and the second one's price
+    must reach the client and the total."""
+    price = event.usage.price if event.usage is not None else ""
+    return f"{event.message_uuid}|{event.status}|{event.timestamp.isoformat()}|{price}"
 
 
 def apply(state: DispatchState | None, event: LogEvent) -> DispatchState | None:

@@ -19,10 +19,8 @@ LIMIT = timedelta(seconds=100)
 STATUSES = ["submitted", "delivered", "read", "rejected", "undeliverable"]
 
 
-def run(
-    steps: int, condition: str, actions: list[tuple[object, ...]], h: Harness | None = None
-) -> Harness:
-    h = h or Harness(Policy(final_step_limit=LIMIT))
+def run(steps: int, condition: str, actions: list[tuple[object, ...]]) -> Harness:
+    h = Harness(Policy(final_step_limit=LIMIT))
     d = h.request(steps=steps, expiry=15, condition=condition)
     for action in actions:
         kind = action[0]
