@@ -42,7 +42,12 @@ from aiokafka import AIOKafkaConsumer  # noqa: E402
 from events.base import deterministic_id  # noqa: E402
 from events.topics import Topics  # noqa: E402
 from services.kafka import KafkaSettings, ensure_topics, make_producer  # noqa: E402
-from tests.integration.stack import Receiver, Stack, serve_receiver  # noqa: E402
+from tests.integration.stack import (  # noqa: E402
+    Receiver,
+    Stack,
+    serve_receiver,
+    wait_for_finals,
+)
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -96,7 +101,8 @@ async def run_pipeline(stack: Stack, count: int, concurrency: int) -> dict[str, 
     pids["bench (client + receiver)"] = os.getpid()
 
     async with httpx.AsyncClient(timeout=30) as client:
-        # Warm up: the new application must be known before timing starts.
+        # Warm up: the new application must be known, and every process up
+        # (the processor joins its group and opens its tables), before timing.
         for _ in range(100):
             r = await client.post(
                 f"{stack.gateway}/v0.1/dispatch",
@@ -106,6 +112,7 @@ async def run_pipeline(stack: Stack, count: int, concurrency: int) -> dict[str, 
             if r.status_code == 202:
                 break
             await asyncio.sleep(0.2)
+        await wait_for_finals(stack, [r.json()["dispatch_uuid"]], timeout=120)
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(count):
