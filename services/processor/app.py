@@ -1,18 +1,38 @@
 """The faust edge of the processor: decode, hand to the engine, produce.
 
 One agent (``concurrency=1``: higher concurrency can commit past an event still
-in flight, faust-streaming #606) folds ``dispatch.events``; a leader-only timer
-appends a ``Tick`` to every partition of it.
+in flight, faust-streaming #606) folds ``dispatch.events`` in batches; a
+leader-only timer appends a ``Tick`` to every partition of it.
+
+Batches (``Stream.take_events``): every event is decided and its outputs handed
+to the producer as soon as it is read, but table writes go to a write-back
+cache (``writeback.py``) that reaches the tables once per key at the end of the
+batch. faust acknowledges a batch's events only after that, and commits an
+offset only after flushing its producer, so a committed offset always has its
+outputs and table writes in Kafka before it. An idle processor folds batches of
+one; a busy one writes each dispatch, deadline counter and cursor once per
+batch.
+
+The processor's own decisions come back to it on ``dispatch.events``; they are
+marked with a header and skipped unread, because each was folded into the
+state when it was taken (the engine is tested without echoes, and with them
+as no-ops).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import time
-from typing import Any
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
 
 import faust
-from faust.types import TP
+from faust.streams import _current_event
+from faust.types import TP, EventT
 
 from events.base import utcnow
 from events.codec import UndecodableMessage, decode_event, encode
@@ -21,8 +41,15 @@ from events.dispatch import Tick
 from services.processor import metrics
 from services.processor.config import ProcessorConfig
 from services.processor.engine import Result, Stores, process
+from services.processor.writeback import WriteBack
 
 log = logging.getLogger("dispatch.processor")
+
+# Marks the processor's own decisions on dispatch.events (see the module doc).
+ORIGIN_HEADER = ("dispatch-origin", b"processor")
+# Most events folded per batch, and how long an unfilled batch waits for more.
+BATCH_MAX = 1000
+BATCH_WITHIN_S = 0.002
 
 
 def build_app(config: ProcessorConfig) -> faust.App:
@@ -50,10 +77,9 @@ def build_app(config: ProcessorConfig) -> faust.App:
         broker_heartbeat_interval=max(1.0, config.session_timeout_s / 4),
     )
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "value_serializer": "raw"}
+    # The only topic faust reads; outputs go straight to its producer (``emit``)
+    # to topics that ``main`` has made sure exist.
     events = app.topic(topics.events, partitions=kafka.partitions, **raw)
-    send = app.topic(topics.send, partitions=kafka.partitions, **raw)
-    webhooks = app.topic(topics.webhooks, partitions=kafka.partitions, **raw)
-    dead_letters = app.topic(topics.dead_letters, partitions=1, **raw)
 
     # faust opens one RocksDB per table and partition, each by default with up
     # to 3 x 64 MiB of memtables and a 2 GiB block cache: bounded here so that
@@ -74,9 +100,33 @@ def build_app(config: ProcessorConfig) -> faust.App:
             options=rocksdb_options,
         )
 
-    stores = Stores(
-        dispatches=table("dispatches"), buckets=table("deadlines"), cursors=table("timer-cursors")
-    )
+    # Timers before dispatches: a dispatch whose state reached the changelog
+    # has its deadlines there too (what a redelivery re-asserts relies on it).
+    caches = [WriteBack(table(name)) for name in ("deadlines", "timer-cursors", "dispatches")]
+    stores = Stores(buckets=caches[0], cursors=caches[1], dispatches=caches[2])
+
+    def delivered(future: Any) -> None:
+        if future.cancelled() or future.exception() is None:
+            return
+        # Never let an offset be committed past a lost output: leave at once,
+        # before faust's next commit, so the batch is read again elsewhere.
+        log.critical("an output was not delivered, exiting: %r", future.exception())
+        logging.shutdown()
+        os._exit(70)
+
+    producer = app.producer
+
+    async def emit(
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        # Straight to faust's producer (the one its commit flushes first),
+        # without the per-message futures and callbacks of ``Topic.send``.
+        future = await producer.send(topic, key, value, partition, None, headers)
+        cast(asyncio.Future[Any], future).add_done_callback(delivered)
 
     async def dead_letter(value: bytes, reason: str, partition: int, offset: int) -> None:
         metrics.DEAD_LETTERS.inc()
@@ -85,50 +135,96 @@ def build_app(config: ProcessorConfig) -> faust.App:
             ("reason", reason.encode()[:4000]),
             ("source", f"{topics.events}:{partition}:{offset}".encode()),
         ]
-        await dead_letters.send(key=None, value=value, headers=headers)
+        await emit(topics.dead_letters, None, value, headers=headers)
+
+    own_decision = [ORIGIN_HEADER]
 
     async def produce(result: Result, partition: int) -> None:
         for output in result.outputs:
             key = str(output.dispatch_uuid).encode() if hasattr(output, "dispatch_uuid") else None
             if isinstance(output, SendMessage):
-                await send.send(key=key, value=encode(output))
+                await emit(topics.send, key, encode(output))
             elif isinstance(output, DeliverWebhook):
-                await webhooks.send(key=key, value=encode(output))
+                await emit(topics.webhooks, key, encode(output))
             else:
                 # Decisions stay on the dispatch's own partition, next to its history.
-                await events.send(key=key, value=encode(output), partition=partition)
+                await emit(topics.events, key, encode(output), partition, own_decision)
+
+    @contextmanager
+    def current(event: EventT) -> Iterator[None]:
+        # A faust table reads and writes the store (and changelog partition)
+        # of the current event, which faust sets only for a stream's latest.
+        token = _current_event.set(weakref.ref(event))
+        try:
+            yield
+        finally:
+            _current_event.reset(token)
+
+    async def handle(event: EventT) -> None:
+        message = event.message
+        if ORIGIN_HEADER in (message.headers or ()):
+            metrics.ECHOES_SKIPPED.inc()
+            return
+        value: bytes = event.value
+        try:
+            decoded = decode_event(value)
+        except UndecodableMessage as exc:
+            await dead_letter(value, str(exc), message.partition, message.offset)
+            return
+        if (
+            isinstance(decoded, Tick)
+            and TP(message.topic, message.partition) not in app.assignor.assigned_actives()
+        ):
+            return  # a standby copy: its active owner fires these timers
+        for cache in caches:
+            cache.partition = message.partition
+        try:
+            with current(event):
+                result = process(stores, message.partition, message.offset, decoded, config.policy)
+        except Exception as exc:  # a bug must not stall the partition behind it
+            log.exception("processing failed at %s@%d", message.partition, message.offset)
+            await dead_letter(value, f"processing failed: {exc!r}", *_where(message))
+            return
+        metrics.EVENTS_PROCESSED.labels(decoded.type).inc()
+        if result.rejected is not None:
+            await dead_letter(value, result.rejected, message.partition, message.offset)
+            return
+        if result.fired and isinstance(decoded, Tick):
+            wall = time.time()
+            for deadline in result.fired:
+                metrics.TIMER_LATENESS.observe((decoded.now - deadline).total_seconds())
+                metrics.TIMER_FIRE_DELAY.observe(wall - deadline.timestamp())
+        await produce(result, message.partition)
+
+    def flush(batch: Sequence[EventT]) -> None:
+        """Write the batch's table changes, one partition at a time, each with an
+        event of that partition as the current one."""
+        by_partition = {event.message.partition: event for event in batch}
+        for cache in caches:
+            for partition in cache.partitions():
+                with current(by_partition[partition]):
+                    cache.flush(partition)
 
     @app.agent(events, concurrency=1)
     async def fold(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            value: bytes = event.value
+        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             try:
-                decoded = decode_event(value)
-            except UndecodableMessage as exc:
-                await dead_letter(value, str(exc), message.partition, message.offset)
-                continue
-            if (
-                isinstance(decoded, Tick)
-                and TP(message.topic, message.partition) not in app.assignor.assigned_actives()
-            ):
-                continue  # a standby copy: its active owner fires these timers
-            try:
-                result = process(stores, message.partition, message.offset, decoded, config.policy)
-            except Exception as exc:  # a bug must not stall the partition behind it
-                log.exception("processing failed at %s@%d", message.partition, message.offset)
-                await dead_letter(value, f"processing failed: {exc!r}", *_where(message))
-                continue
-            metrics.EVENTS_PROCESSED.labels(decoded.type).inc()
-            if result.rejected is not None:
-                await dead_letter(value, result.rejected, message.partition, message.offset)
-                continue
-            if result.fired and isinstance(decoded, Tick):
-                wall = time.time()
-                for deadline in result.fired:
-                    metrics.TIMER_LATENESS.observe((decoded.now - deadline).total_seconds())
-                    metrics.TIMER_FIRE_DELAY.observe(wall - deadline.timestamp())
-            await produce(result, message.partition)
+                for event in batch:
+                    await handle(event)
+                flush(batch)
+            except BaseException as exc:
+                # faust acks a batch however its body ends (and commits on its
+                # way out): leave before that, unflushed, so that the batch is
+                # read again and re-decided, whether stopping or failing.
+                stopping = isinstance(exc, asyncio.CancelledError)
+                log.log(
+                    logging.INFO if stopping else logging.CRITICAL,
+                    "left in the middle of a batch; it will be read again",
+                    exc_info=not stopping,
+                )
+                logging.shutdown()
+                os._exit(0 if stopping else 70)
+            metrics.BATCH_SIZE.observe(len(batch))
 
     @app.timer(interval=config.tick_interval_s, on_leader=True)
     async def ticker() -> None:

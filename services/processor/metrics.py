@@ -22,3 +22,12 @@ EVENTS_PROCESSED = Counter(
 DEAD_LETTERS = Counter(
     "dispatch_processor_dead_letters_total", "Events sent to the dead-letter topic."
 )
+ECHOES_SKIPPED = Counter(
+    "dispatch_processor_echoes_skipped_total",
+    "The processor's own decisions read back from dispatch.events and skipped.",
+)
+BATCH_SIZE = Histogram(
+    "dispatch_processor_batch_events",
+    "Events per batch folded by the agent.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)

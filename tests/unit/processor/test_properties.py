@@ -3,6 +3,7 @@ reorderings and redeliveries, for dispatches of 1 to 5 steps."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -19,9 +20,16 @@ LIMIT = timedelta(seconds=100)
 STATUSES = ["submitted", "delivered", "read", "rejected", "undeliverable"]
 
 
-def run(steps: int, condition: str, actions: list[tuple[object, ...]]) -> Harness:
-    h = Harness(Policy(final_step_limit=LIMIT))
-    d = h.request(steps=steps, expiry=15, condition=condition)
+def run(
+    steps: int,
+    condition: str,
+    actions: list[tuple[object, ...]],
+    *,
+    echoes: bool = False,
+    dispatch: uuid.UUID | None = None,
+) -> Harness:
+    h = Harness(Policy(final_step_limit=LIMIT), echoes=echoes)
+    d = h.request(steps=steps, expiry=15, condition=condition, dispatch=dispatch)
     for action in actions:
         kind = action[0]
         state = h.state(d)
@@ -147,3 +155,20 @@ def distinct(outputs: list[Output]) -> dict[str, bytes] | None:
         if by_id.setdefault(str(output.event_id), encoded) != encoded:
             return None
     return by_id
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.integers(1, 5),
+    condition=st.sampled_from(["delivered", "read"]),
+    actions=actions,
+)
+def test_reading_back_its_own_decisions_changes_nothing(
+    steps: int, condition: str, actions: list[tuple[object, ...]]
+) -> None:
+    # The processor skips its decisions when they come back on dispatch.events;
+    # folding them instead must decide nothing and change no state.
+    dispatch = uuid.uuid4()
+    skipped = run(steps, condition, actions, dispatch=dispatch)
+    folded = run(steps, condition, actions, echoes=True, dispatch=dispatch)
+    assert distinct(folded.outputs) == distinct(skipped.outputs)
