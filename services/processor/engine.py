@@ -78,7 +78,11 @@ def process(stores: Stores, partition: int, offset: int, event: LogEvent, policy
     raw_before = stores.dispatches.get(dispatch_uuid)
     state = decode_state(raw_before) if raw_before is not None else None
     if state is not None and offset <= state.last_offset:
-        return Result(outputs=reassert(state, event, policy))
+        # Re-filing the timers too: the state may have reached the changelog
+        # without the deadline index (a duplicate entry fires nothing twice).
+        outputs = reassert(state, event, policy)
+        _arm(stores, partition, outputs)
+        return Result(outputs=outputs)
     before_seen = len(state.seen) if state is not None else 0
     state = apply(state, event)
     if state is None:
@@ -118,7 +122,9 @@ def _tick(stores: Stores, partition: int, offset: int, tick: Tick, policy: Polic
         if state is None:
             continue
         if redelivered:
-            result.outputs.extend(_reassert_timeout(state, entry.step, tick.now, policy))
+            outputs = _reassert_timeout(state, entry.step, tick.now, policy)
+            _arm(stores, partition, outputs)
+            result.outputs.extend(outputs)
             continue
         outputs = on_deadline(state, entry.step, entry.deadline_at, tick.now, policy)
         if outputs:

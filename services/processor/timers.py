@@ -5,12 +5,14 @@ second, never a scan over all pending timers. Pure functions over two
 key-value stores (the processor's faust tables; dicts in tests):
 
 - ``buckets``: ``"<partition>:<second>"`` -> how many entries the second has had,
-  and ``"<partition>:<second>:<n>"`` -> ``[dispatch, step, deadline_iso]``: one
-  small record per timer, so arming one costs the same however full its
-  second is (a bucket as one big value made arming quadratic)
+  and ``"<partition>:<second>:<chunk>"`` -> up to ``CHUNK`` entries
+  ``[dispatch, step, deadline_iso]``. Chunks keep arming cheap however full a
+  second is (one bucket as one value made arming quadratic), while a thousand
+  timers of one second are a few dozen records to write and to delete, not a
+  thousand (each record is also a changelog message).
 - ``cursors``: ``"<partition>"`` -> the cursor record (see :class:`Cursor`), and
-  ``"<partition>:fired"`` -> what the last few ticks fired (kept apart so that
-  arming a timer reads only the small cursor record)
+  ``"<partition>:fired:<tick offset>:<chunk>"`` -> what a recent tick fired,
+  in chunks of ``FIRED_CHUNK`` so a burst never makes one oversized record.
 
 Both are keyed by partition because a faust table is one key space whose
 writes land in the changelog partition of the event being processed: without
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import MutableMapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 import orjson
@@ -29,6 +31,9 @@ import orjson
 # How many recent ticks remember what they fired, so a tick redelivered after
 # a crash can re-assert those timeouts instead of firing nothing.
 REMEMBERED_TICKS = 16
+# Entries per bucket record and per record of what a tick fired.
+CHUNK = 64
+FIRED_CHUNK = 500
 
 Store = MutableMapping[str, bytes]
 
@@ -41,6 +46,8 @@ class Cursor:
     # so it is filed there rather than in a bucket no tick will read again.
     last_tick_second: int | None = None
     last_tick_offset: int = -1
+    # [tick offset, records] of the last ticks that fired something.
+    fired_ticks: list[list[int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -54,8 +61,12 @@ def count_key(partition: int, second: int) -> str:
     return f"{partition}:{second}"
 
 
-def entry_key(partition: int, second: int, index: int) -> str:
-    return f"{partition}:{second}:{index}"
+def chunk_key(partition: int, second: int, chunk: int) -> str:
+    return f"{partition}:{second}:{chunk}"
+
+
+def fired_key(partition: int, tick_offset: int, chunk: int) -> str:
+    return f"{partition}:fired:{tick_offset}:{chunk}"
 
 
 def load_cursor(cursors: Store, partition: int) -> Cursor:
@@ -75,7 +86,7 @@ def schedule(
     step: int,
     deadline: datetime,
 ) -> None:
-    """File a deadline: O(1) small writes whatever the bucket holds.
+    """File a deadline: a few small writes whatever the bucket holds.
 
     Filing the same timer twice (a re-assertion) files two entries; the second
     to fire finds its step no longer waiting and is dropped.
@@ -86,11 +97,13 @@ def schedule(
         second = cursor.last_tick_second
     counter = count_key(partition, second)
     raw_count = buckets.get(counter)
-    index = int(raw_count) if raw_count is not None else 0
-    buckets[entry_key(partition, second, index)] = orjson.dumps(
-        [dispatch_uuid, step, deadline.isoformat()]
-    )
-    buckets[counter] = str(index + 1).encode()
+    filed = int(raw_count) if raw_count is not None else 0
+    key = chunk_key(partition, second, filed // CHUNK)
+    raw_chunk = buckets.get(key)
+    entries: list[list[object]] = orjson.loads(raw_chunk) if raw_chunk is not None else []
+    entries.append([dispatch_uuid, step, deadline.isoformat()])
+    buckets[key] = orjson.dumps(entries)
+    buckets[counter] = str(filed + 1).encode()
     if cursor.next_second is None or second < cursor.next_second:
         cursor.next_second = second
         _save_cursor(cursors, partition, cursor)
@@ -104,12 +117,7 @@ def drain(
     offset seen, nothing changes and what that tick fired comes back."""
     cursor = load_cursor(cursors, partition)
     if tick_offset <= cursor.last_tick_offset:
-        raw_fired = cursors.get(f"{partition}:fired")
-        remembered: list[list[object]] = orjson.loads(raw_fired) if raw_fired else []
-        for offset, fired in remembered:
-            if offset == tick_offset and isinstance(fired, list):
-                return [_due(e) for e in fired], True
-        return [], True
+        return _remembered(cursors, partition, cursor, tick_offset), True
     now_second = math.floor(now.timestamp())
     due: list[Due] = []
     if cursor.next_second is not None and cursor.next_second <= now_second:
@@ -129,17 +137,24 @@ def _drain_bucket(buckets: Store, partition: int, second: int, now: datetime) ->
         return []
     due: list[Due] = []
     waiting = 0
-    for index in range(int(raw_count)):
-        key = entry_key(partition, second, index)
+    for chunk in range(math.ceil(int(raw_count) / CHUNK)):
+        key = chunk_key(partition, second, chunk)
         raw = buckets.get(key)
         if raw is None:
             continue  # fired by an earlier tick of this same second
-        entry = _due(orjson.loads(raw))
-        if entry.deadline_at <= now:
-            due.append(entry)
+        entries: list[list[object]] = orjson.loads(raw)
+        kept = []
+        for entry in entries:
+            parsed = _due(entry)
+            if parsed.deadline_at <= now:
+                due.append(parsed)
+            else:
+                kept.append(entry)
+        if not kept:
             del buckets[key]
-        else:
-            waiting += 1
+        elif len(kept) < len(entries):
+            buckets[key] = orjson.dumps(kept)
+        waiting += len(kept)
     if not waiting:
         del buckets[counter]
     return due
@@ -148,16 +163,32 @@ def _drain_bucket(buckets: Store, partition: int, second: int, now: datetime) ->
 def remember_fired(cursors: Store, partition: int, tick_offset: int, fired: list[Due]) -> None:
     """Record which entries a tick actually fired (not those found stale), so a
     redelivery of that tick re-asserts exactly those."""
-    fired_key = f"{partition}:fired"
-    raw_fired = cursors.get(fired_key)
-    remembered: list[list[object]] = orjson.loads(raw_fired) if raw_fired is not None else []
-    if not fired and not remembered:
+    if not fired:
         return
+    cursor = load_cursor(cursors, partition)
     entries = [[d.dispatch_uuid, d.step, d.deadline_at.isoformat()] for d in fired]
-    remembered = [*remembered, [tick_offset, entries]][-REMEMBERED_TICKS:]
-    if not any(f for _, f in remembered):
-        remembered = []  # nothing fired lately: stop rewriting the record every tick
-    cursors[fired_key] = orjson.dumps(remembered)
+    chunks = range(0, len(entries), FIRED_CHUNK)
+    for n, start in enumerate(chunks):
+        cursors[fired_key(partition, tick_offset, n)] = orjson.dumps(
+            entries[start : start + FIRED_CHUNK]
+        )
+    cursor.fired_ticks.append([tick_offset, len(chunks)])
+    while len(cursor.fired_ticks) > REMEMBERED_TICKS:
+        forgotten, records = cursor.fired_ticks.pop(0)
+        for n in range(records):
+            cursors.pop(fired_key(partition, forgotten, n), None)
+    _save_cursor(cursors, partition, cursor)
+
+
+def _remembered(cursors: Store, partition: int, cursor: Cursor, tick_offset: int) -> list[Due]:
+    for offset, records in cursor.fired_ticks:
+        if offset == tick_offset:
+            due: list[Due] = []
+            for n in range(records):
+                raw = cursors.get(fired_key(partition, tick_offset, n))
+                due.extend(_due(entry) for entry in orjson.loads(raw or b"[]"))
+            return due
+    return []
 
 
 def _due(entry: list[object]) -> Due:

@@ -76,3 +76,49 @@ def test_a_redelivered_tick_returns_what_it_fired_and_changes_nothing() -> None:
     again, redelivered = timers.drain(buckets, cursors, 0, T0, tick_offset=7)
     assert redelivered
     assert again == due
+
+
+def test_a_second_with_thousands_of_timers_is_a_few_records_fired_at_once() -> None:
+    buckets: dict[str, bytes] = {}
+    cursors: dict[str, bytes] = {}
+    for n in range(2000):
+        timers.schedule(buckets, cursors, 0, f"d{n}", 0, T0 + timedelta(milliseconds=n / 4))
+    # Every record is also a changelog message: chunks, not one per timer.
+    assert len(buckets) == 1 + -(-2000 // timers.CHUNK)
+    due, _ = timers.drain(buckets, cursors, 0, T0 + timedelta(seconds=1), tick_offset=1)
+    assert sorted(d.dispatch_uuid for d in due) == sorted(f"d{n}" for n in range(2000))
+    assert buckets == {}
+
+
+def test_half_a_second_fired_keeps_the_other_half_for_the_next_tick() -> None:
+    buckets: dict[str, bytes] = {}
+    cursors: dict[str, bytes] = {}
+    for n in range(200):
+        timers.schedule(buckets, cursors, 0, f"d{n}", 0, T0 + timedelta(milliseconds=5 * n))
+    first, _ = timers.drain(buckets, cursors, 0, T0 + timedelta(milliseconds=500), tick_offset=1)
+    second, _ = timers.drain(buckets, cursors, 0, T0 + timedelta(seconds=1), tick_offset=2)
+    assert [d.dispatch_uuid for d in first] == [f"d{n}" for n in range(101)]
+    assert [d.dispatch_uuid for d in second] == [f"d{n}" for n in range(101, 200)]
+    assert all(d.deadline_at <= T0 + timedelta(milliseconds=500) for d in first)
+
+
+def test_a_burst_is_remembered_in_bounded_records_and_only_for_recent_ticks() -> None:
+    buckets: dict[str, bytes] = {}
+    cursors: dict[str, bytes] = {}
+    burst = 3 * timers.FIRED_CHUNK + 7
+    for n in range(burst):
+        timers.schedule(buckets, cursors, 0, f"burst-{n}", 1, T0)
+    due, _ = timers.drain(buckets, cursors, 0, T0, tick_offset=10)
+    timers.remember_fired(cursors, 0, 10, due)
+    # A record stays far below Kafka's 1 MB message limit however large the burst.
+    assert max(len(v) for v in cursors.values()) < 100_000
+    again, redelivered = timers.drain(buckets, cursors, 0, T0, tick_offset=10)
+    assert redelivered and again == due
+    # Later ticks that fire push the burst out of memory, and its records go.
+    for offset in range(11, 11 + timers.REMEMBERED_TICKS):
+        timers.schedule(buckets, cursors, 0, f"later-{offset}", 0, T0)
+        fired, _ = timers.drain(buckets, cursors, 0, T0, tick_offset=offset)
+        timers.remember_fired(cursors, 0, offset, fired)
+    assert not any(key.startswith("0:fired:10:") for key in cursors)
+    assert len(cursors) == 1 + timers.REMEMBERED_TICKS
+    assert timers.drain(buckets, cursors, 0, T0, tick_offset=10) == ([], True)
