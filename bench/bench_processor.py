@@ -5,7 +5,9 @@ consume-and-produce loop over the same topic in the same run.
 
 Each dispatch is three input events (WorkflowRequested, MessageSubmitted, a
 `delivered` status), all produced before either side starts. The raw loop
-reads them and writes each one to another topic (acks=all). The processor
+reads them and writes each one to another topic (acks=all); a bare faust
+agent (``faust_bare.py``: the processor's faust settings and batching, no
+tables, no engine) does the same, to show what faust alone costs. The processor
 folds them, writes its decisions back to dispatch.events (and folds their
 echo too), a SendMessage and two webhooks per dispatch. Its window runs from
 its first output to its last final report (broker timestamps), so worker
@@ -110,6 +112,56 @@ async def raw_loop(settings: KafkaSettings, records: int) -> float:
         await consumer.stop()
 
 
+async def faust_bare_run(settings: KafkaSettings, records: int) -> float:
+    """The same events through a bare faust agent (``faust_bare.py``): what faust
+    itself costs before the processor does anything."""
+    out = settings.topics.events + ".faust-out"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    await admin.create_topics([NewTopic(out, settings.partitions, 1)])
+    await admin.close()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-faust-bare-"))
+    process = Process(
+        "faust-bare",
+        [
+            "python",
+            str(Path(__file__).with_name("faust_bare.py")),
+            settings.topics.events,
+            str(settings.partitions),
+        ],
+        {"KAFKA_BOOTSTRAP": settings.bootstrap_servers},
+        tmp,
+    )
+    consumer = AIOKafkaConsumer(
+        out,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    first: float | None = None
+    last = 0.0
+    seen = 0
+    try:
+        deadline = time.monotonic() + 300
+        while seen < records and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for messages in batch.values():
+                for message in messages:
+                    stamp = message.timestamp / 1000
+                    first = stamp if first is None else min(first, stamp)
+                    last = max(last, stamp)
+                seen += len(messages)
+            if not process.alive():
+                raise SystemExit(process.log()[-3000:])
+        assert first is not None and seen >= records, (seen, records)
+        return records / (last - first)
+    finally:
+        await consumer.stop()
+        process.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 async def processor_run(settings: KafkaSettings, dispatches: int, inputs: int, store: str) -> float:
     tmp = Path(tempfile.mkdtemp(prefix="bench-processor-"))
     process = Process(
@@ -179,11 +231,18 @@ async def main() -> None:
     await ensure_topics(settings)
     inputs = await produce_inputs(settings, args.dispatches)
     raw = await raw_loop(settings, inputs)
+    bare = await faust_bare_run(settings, inputs)
     folded = await processor_run(settings, args.dispatches, inputs, args.store)
     print(f"dispatches {args.dispatches}, input events {inputs}, partitions {args.partitions}")
     print(f"raw aiokafka consume+produce: {raw:,.0f} events/s")
+    print(
+        f"bare faust agent, same settings: {bare:,.0f} events/s ({100 * bare / raw:.0f} % of raw)"
+    )
     print(f"processor ({args.store}):    {folded:,.0f} input events/s")
-    print(f"ratio: {100 * folded / raw:.0f} % of the raw loop")
+    print(
+        f"ratio: {100 * folded / raw:.0f} % of the raw loop, "
+        f"{100 * folded / bare:.0f} % of the bare faust agent"
+    )
 
 
 if __name__ == "__main__":

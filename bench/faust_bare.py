@@ -1,0 +1,54 @@
+"""A bare faust agent, the ceiling for any faust processor on this machine:
+the processor's faust settings and batching, no tables, no engine; every
+event read is written unchanged to ``<topic>.faust-out``.
+
+    python bench/faust_bare.py TOPIC PARTITIONS   (bench_processor.py runs it)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import tempfile
+from typing import Any
+
+import faust
+
+
+def main() -> None:
+    topic_name, partitions = sys.argv[1], int(sys.argv[2])
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    app = faust.App(
+        f"faust-bare-{topic_name}",
+        broker=[f"kafka://{server}" for server in bootstrap.split(",")],
+        datadir=tempfile.mkdtemp(prefix="faust-bare-"),
+        topic_partitions=partitions,
+        web_enabled=False,
+        producer_acks=-1,
+        producer_linger=0.005,
+        stream_wait_empty=False,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+    )
+    source = app.topic(topic_name, key_type=bytes, value_type=bytes, value_serializer="raw")
+    out = f"{topic_name}.faust-out"
+
+    @app.agent(source, concurrency=1)
+    async def copy(stream: Any) -> None:
+        async for batch in stream.take_events(1000, within=0.002):
+            for event in batch:
+                await app.producer.send(out, event.key, event.value, None, None, None)
+
+    del copy
+    logging.basicConfig(level=logging.WARNING)
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
+    worker.spinner = None
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
