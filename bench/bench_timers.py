@@ -188,7 +188,7 @@ async def main() -> None:
             )
         await asyncio.gather(*futures)
         total = args.pending + args.due
-        await wait(counter, lambda: counter.step0 >= total, process, timeout=900)
+        await wait(counter, lambda: counter.step0 >= total, process, timeout=max(900, total / 100))
         await caught_up(settings, process)
         loaded = time.perf_counter() - started
         rss_pending = rss_now_mib(process.popen.pid)
