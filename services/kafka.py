@@ -73,6 +73,21 @@ def make_producer(settings: KafkaSettings, **overrides: object) -> AIOKafkaProdu
     return AIOKafkaProducer(**options)
 
 
+async def track_topics(producer: AIOKafkaProducer, topics: list[str]) -> None:
+    """Make ``producer`` keep metadata for every topic it will write to.
+
+    aiokafka refreshes metadata only for the topics its client tracks, and the
+    answer replaces everything it knew. A topic it learnt of in its bootstrap
+    metadata (every topic) is not tracked: once some other topic has been
+    added (a topic created after the producer started, as faust's changelogs
+    are), each refresh forgets it, and a batch for it that was waiting out its
+    linger then finds no leader and waits until its delivery timeout.
+    """
+    for topic in topics:
+        producer.client.add_topic(topic)
+    await producer.client.force_metadata_update()
+
+
 async def follow_from_beginning(
     settings: KafkaSettings, topic: str, client_id: str
 ) -> AIOKafkaConsumer:

@@ -38,6 +38,7 @@ from events.base import utcnow
 from events.codec import UndecodableMessage, decode_event, encode
 from events.commands import DeliverWebhook, SendMessage
 from events.dispatch import Tick
+from services.kafka import track_topics
 from services.processor import metrics
 from services.processor.config import ProcessorConfig
 from services.processor.engine import Result, Stores, process
@@ -102,7 +103,8 @@ def build_app(config: ProcessorConfig) -> faust.App:
 
     # Timers before dispatches: a dispatch whose state reached the changelog
     # has its deadlines there too (what a redelivery re-asserts relies on it).
-    caches = [WriteBack(table(name)) for name in ("deadlines", "timer-cursors", "dispatches")]
+    tables = [table(name) for name in ("deadlines", "timer-cursors", "dispatches")]
+    caches = [WriteBack(t) for t in tables]
     stores = Stores(buckets=caches[0], cursors=caches[1], dispatches=caches[2])
 
     def delivered(future: Any) -> None:
@@ -205,8 +207,18 @@ def build_app(config: ProcessorConfig) -> faust.App:
                 with current(by_partition[partition]):
                     cache.flush(partition)
 
+    async def track_written_topics() -> None:
+        # Outputs are handed to the producer before the batch's changelog
+        # writes: without this, a refresh for a changelog topic could strand
+        # an output waiting for its linger (see ``track_topics``).
+        await app.producer.maybe_start()
+        written = [topics.events, topics.send, topics.webhooks, topics.dead_letters]
+        written += [t.changelog_topic.get_topic_name() for t in tables]
+        await track_topics(cast(Any, app.producer)._ensure_producer(), written)
+
     @app.agent(events, concurrency=1)
     async def fold(stream: Any) -> None:
+        await track_written_topics()
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             try:
                 for event in batch:
