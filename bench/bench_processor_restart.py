@@ -25,6 +25,8 @@ from aiokafka import AIOKafkaConsumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_timers import caught_up  # beside this script
+
 from events.codec import decode_send, encode
 from events.dispatch import MessageSubmitted, WorkflowRequested
 from events.topics import Topics
@@ -115,7 +117,9 @@ async def main() -> None:
         await producer.stop()
         while len(seen) < args.dispatches:
             await sends_of(consumer, seen)
-        await asyncio.sleep(3)  # let the echoes and a commit through
+        # In flight, not backlogged: the worker has read everything (its own
+        # echoes included) and committed, so the figures below are the restart.
+        await caught_up(settings, processes[-1])
         print(f"{args.dispatches} dispatches in flight (each with a pending timer)")
 
         processes[-1].kill9()
