@@ -218,8 +218,14 @@ def build_app(config: ProcessorConfig) -> faust.App:
 
     @app.agent(events, concurrency=1)
     async def fold(stream: Any) -> None:
-        await track_written_topics()
+        tracking = False
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            if not tracking:
+                # Once the changelogs exist (faust creates them while
+                # recovering, before the first batch): asking for a topic
+                # that does not exist yet logs an error for each.
+                await track_written_topics()
+                tracking = True
             try:
                 for event in batch:
                     await handle(event)
