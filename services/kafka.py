@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -45,13 +46,14 @@ def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
     ]
 
 
-async def ensure_topics(settings: KafkaSettings) -> None:
-    """Create the project's topics if they are missing (idempotent)."""
+async def ensure_topics(settings: KafkaSettings, extra: Sequence[NewTopic] = ()) -> None:
+    """Create the project's topics (and ``extra``) if they are missing (idempotent)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [spec for spec in topic_specs(settings) if spec.name not in existing]
+        wanted = [*topic_specs(settings), *extra]
+        missing = [spec for spec in wanted if spec.name not in existing]
         if missing:
             # Another process may have created them first.
             with contextlib.suppress(TopicAlreadyExistsError):

@@ -40,7 +40,7 @@ from events.commands import DeliverWebhook, SendMessage
 from events.dispatch import Tick
 from services.kafka import track_topics
 from services.processor import metrics
-from services.processor.config import ProcessorConfig
+from services.processor.config import TABLES, ProcessorConfig
 from services.processor.engine import Result, Stores, process
 from services.processor.writeback import WriteBack
 
@@ -101,9 +101,9 @@ def build_app(config: ProcessorConfig) -> faust.App:
             options=rocksdb_options,
         )
 
-    # Timers before dispatches: a dispatch whose state reached the changelog
-    # has its deadlines there too (what a redelivery re-asserts relies on it).
-    tables = [table(name) for name in ("deadlines", "timer-cursors", "dispatches")]
+    # In TABLES order, timers before dispatches: a dispatch whose state reached
+    # the changelog has its deadlines there too (a redelivery relies on it).
+    tables = [table(name) for name in TABLES]
     caches = [WriteBack(t) for t in tables]
     stores = Stores(buckets=caches[0], cursors=caches[1], dispatches=caches[2])
 
@@ -213,7 +213,7 @@ def build_app(config: ProcessorConfig) -> faust.App:
         # an output waiting for its linger (see ``track_topics``).
         await app.producer.maybe_start()
         written = [topics.events, topics.send, topics.webhooks, topics.dead_letters]
-        written += [t.changelog_topic.get_topic_name() for t in tables]
+        written += [config.changelog_topic(name) for name in TABLES]
         await track_topics(cast(Any, app.producer)._ensure_producer(), written)
 
     @app.agent(events, concurrency=1)

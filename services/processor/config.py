@@ -7,8 +7,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from aiokafka.admin import NewTopic
+
 from services.kafka import KafkaSettings
 from services.processor.decide import Policy
+
+# The processor's faust tables: the deadline index, its cursors, the dispatches.
+TABLES = ("deadlines", "timer-cursors", "dispatches")
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,25 @@ class ProcessorConfig:
         # so it must isolate the consumer group and changelog topics too.
         prefix = self.kafka.topics.events.removesuffix("dispatch.events")
         return f"{prefix}{self.app_id}"
+
+    def changelog_topic(self, table: str) -> str:
+        """The name faust gives the changelog topic of ``table``."""
+        return f"{self.full_app_id}-{table}-changelog"
+
+    def changelog_specs(self) -> list[NewTopic]:
+        # Created before faust starts: a changelog faust creates itself can be
+        # missing from its consumer's first metadata, and the first table write
+        # then fails (PartitionsMismatch: "the changelog topic has 0 partitions").
+        compact = {"cleanup.policy": "compact"}
+        return [
+            NewTopic(
+                self.changelog_topic(table),
+                self.kafka.partitions,
+                self.replication_factor,
+                topic_configs=compact,
+            )
+            for table in TABLES
+        ]
 
     @classmethod
     def from_env(cls) -> ProcessorConfig:
