@@ -140,6 +140,7 @@ async def main() -> None:
     parser.add_argument("--due", type=int, default=10000)
     parser.add_argument("--rate", type=int, default=5000)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     settings = KafkaSettings(
         bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
@@ -148,23 +149,29 @@ async def main() -> None:
     )
     await ensure_topics(settings)
     tmp = Path(tempfile.mkdtemp(prefix="bench-timers-"))
-    metrics_port = free_port()
-    process = Process(
-        "processor",
-        ["dispatch-processor"],
-        {
-            **kafka_env(settings),
-            "PROCESSOR_DATA_DIR": str(tmp / "data"),
-            "PROCESSOR_METRICS_PORT": str(metrics_port),
-        },
-        tmp,
-    )
+    # More than one worker: the partitions (and their timers) are shared out.
+    metrics_ports = [free_port() for _ in range(args.workers)]
+    workers = [
+        Process(
+            f"processor-{n}",
+            ["dispatch-processor"],
+            {
+                **kafka_env(settings),
+                "PROCESSOR_DATA_DIR": str(tmp / f"data-{n}"),
+                "PROCESSOR_METRICS_PORT": str(port),
+            },
+            tmp,
+        )
+        for n, port in enumerate(metrics_ports)
+    ]
+    process = workers[0]
     producer = make_producer(settings, linger_ms=20)
     counter = SendCounter(settings)
     await producer.start()
     await counter.consumer.start()
     try:
-        process.wait_for_log("Worker]: Ready", timeout=90)
+        for worker in workers:
+            worker.wait_for_log("Worker]: Ready", timeout=90)
         baseline = rss_now_mib(process.popen.pid)
         pending = [uuid.uuid4() for _ in range(args.pending)]
         due = [uuid.uuid4() for _ in range(args.due)]
@@ -220,21 +227,28 @@ async def main() -> None:
         lateness = sorted(counter.step1[d] - deadlines[d].timestamp() for d in due)
         p50 = lateness[len(lateness) // 2]
         p99 = lateness[int(len(lateness) * 0.99) - 1]
+        hist_p99: float | None = None
+        tick_p99: float | None = None
         async with httpx.AsyncClient(timeout=5) as client:
-            metrics = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
-        hist_p99 = histogram_p99(metrics, "dispatch_timer_fire_delay_seconds")
-        tick_p99 = histogram_p99(metrics, "dispatch_timer_lateness_seconds")
+            for port in metrics_ports:
+                metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+                fire = histogram_p99(metrics, "dispatch_timer_fire_delay_seconds")
+                tick = histogram_p99(metrics, "dispatch_timer_lateness_seconds")
+                hist_p99 = max(hist_p99 or 0.0, fire or 0.0)
+                tick_p99 = max(tick_p99 or 0.0, tick or 0.0)
         print(
             f"{args.due} timers due at {args.rate}/s (over {args.due / args.rate:.1f}s): "
             f"lateness to SendMessage p50 {p50:.2f}s p99 {p99:.2f}s max {lateness[-1]:.2f}s, "
             f"min {lateness[0]:.2f}s; processor histogram p99 <= {hist_p99}s "
             f"(tick time minus deadline: p99 <= {tick_p99}s)"
         )
-        print(f"processor peak RSS {rss_peak_mib(process.popen.pid):.0f} MiB")
+        peaks = ", ".join(f"{rss_peak_mib(w.popen.pid):.0f}" for w in workers)
+        print(f"processor peak RSS {peaks} MiB ({args.workers} worker(s))")
     finally:
         await counter.consumer.stop()
         await producer.stop()
-        process.stop()
+        for worker in workers:
+            worker.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
