@@ -51,6 +51,8 @@ ORIGIN_HEADER = ("dispatch-origin", b"processor")
 # Most events folded per batch, and how long an unfilled batch waits for more.
 BATCH_MAX = 1000
 BATCH_WITHIN_S = 0.002
+# How often the recovery watchdog looks.
+RECOVERY_CHECK_S = 5.0
 
 
 def build_app(config: ProcessorConfig) -> faust.App:
@@ -244,6 +246,18 @@ def build_app(config: ProcessorConfig) -> faust.App:
                 os._exit(0 if stopping else 70)
             metrics.BATCH_SIZE.observe(len(batch))
 
+    @app.timer(interval=RECOVERY_CHECK_S)
+    async def recovery_watchdog() -> None:
+        # faust-streaming's recovery can wait forever for changelog records
+        # that never come (seen once after a rebalance: fetches going out,
+        # nothing delivered). A worker stuck there owns partitions and fires
+        # none of their timers; a fresh one recovers them.
+        silent = recovery_silence(cast(Any, app.tables).recovery, time.monotonic())
+        if silent is not None and silent > config.recovery_stall_s:
+            log.critical("recovery has received nothing for %.0f s, exiting", silent)
+            logging.shutdown()
+            os._exit(75)
+
     @app.timer(interval=config.tick_interval_s, on_leader=True)
     async def ticker() -> None:
         # Time enters the log as events, so replaying the log replays every timeout.
@@ -252,8 +266,19 @@ def build_app(config: ProcessorConfig) -> faust.App:
             tick = Tick(partition=partition, now=now)
             await events.send(key=None, value=encode(tick), partition=partition)
 
-    del fold, ticker
+    del fold, ticker, recovery_watchdog
     return app
+
+
+def recovery_silence(recovery: Any, now: float) -> float | None:
+    """Seconds since faust's table recovery last received a changelog record
+    (or started), or None when no recovery is in progress. ``now`` is
+    ``time.monotonic()``, the clock faust stamps these with."""
+    started = getattr(recovery, "_recovery_started_at", None)
+    if not getattr(recovery, "in_recovery", False) or started is None:
+        return None
+    received = getattr(recovery, "_active_events_received_at", {})
+    return float(now - max(received.values(), default=started))
 
 
 def _where(message: Any) -> tuple[int, int]:

@@ -29,6 +29,10 @@ class ProcessorConfig:
     # partitions, timers included, to whoever is alive or restarted.
     session_timeout_s: float = 10.0
     producer_linger_s: float = 0.005
+    # A recovery that has received nothing from its changelogs for this long
+    # is stuck (faust-streaming can hang there after a rebalance): exit, and
+    # let the supervisor start a fresh worker.
+    recovery_stall_s: float = 60.0
     replication_factor: int = 1
     rocksdb_write_buffer_mib: int = 8
     rocksdb_block_cache_mib: int = 16
@@ -78,6 +82,7 @@ class ProcessorConfig:
             session_timeout_s=float(env.get("PROCESSOR_SESSION_TIMEOUT_S", "10")),
             producer_linger_s=float(env.get("PROCESSOR_LINGER_S", "0.005")),
             replication_factor=int(env.get("PROCESSOR_REPLICATION_FACTOR", "1")),
+            recovery_stall_s=float(env.get("PROCESSOR_RECOVERY_STALL_S", "60")),
             rocksdb_write_buffer_mib=int(env.get("PROCESSOR_ROCKSDB_WRITE_BUFFER_MIB", "8")),
             rocksdb_block_cache_mib=int(env.get("PROCESSOR_ROCKSDB_BLOCK_CACHE_MIB", "16")),
             log_level=env.get("PROCESSOR_LOG_LEVEL", "INFO"),

@@ -22,7 +22,7 @@ EXPIRY = 15
 async def test_a_worker_joining_and_another_dying_lose_and_repeat_nothing(
     kafka_settings: KafkaSettings, processes: list[Process], tmp_path: Path
 ) -> None:
-    fast = {"PROCESSOR_SESSION_TIMEOUT_S": "6"}
+    fast = {"PROCESSOR_SESSION_TIMEOUT_S": "6", "PROCESSOR_RECOVERY_STALL_S": "20"}
     first = start_processor(kafka_settings, tmp_path / "d1", tmp_path, name="processor-1", **fast)
     processes.append(first)
     driver, watcher = Driver(kafka_settings), Watcher(kafka_settings)
@@ -53,9 +53,24 @@ async def test_a_worker_joining_and_another_dying_lose_and_repeat_nothing(
         await watcher.until(lambda: all(watcher.hooks(d, "final") for d in completing), 30)
 
         # The first worker dies with timers pending; the second takes over its
-        # partitions and fires them.
+        # partitions and fires them. Played as a supervisor would: a worker
+        # that exits (its recovery watchdog) is started again on its data.
         first.kill9()
-        await watcher.until(lambda: all(watcher.steps_sent(d) == [0, 1] for d in timing_out), 90)
+        restarts = 0
+
+        def supervised() -> bool:
+            nonlocal second, restarts
+            if not second.alive():
+                restarts += 1
+                name = f"processor-2-restart-{restarts}"
+                data = tmp_path / "d2"
+                second = start_processor(kafka_settings, data, tmp_path, name=name, **fast)
+                processes.append(second)
+            return True
+
+        await watcher.until(
+            lambda: supervised() and all(watcher.steps_sent(d) == [0, 1] for d in timing_out), 120
+        )
         for d in timing_out:
             message = await driver.submitted(d, 1)
             await driver.status(d, message, "delivered")
@@ -63,6 +78,7 @@ async def test_a_worker_joining_and_another_dying_lose_and_repeat_nothing(
         await asyncio.sleep(2)  # anything repeated would show up by now
 
         assert second.alive()
+        print(f"worker restarts by the supervisor: {restarts}")
         for d in everyone:
             [final] = watcher.hooks(d, "final")
             assert final["status"] == "completed"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.processor.app import build_app
+from faust.types import TP
+
+from services.processor.app import build_app, recovery_silence
 from services.processor.config import ProcessorConfig
 
 
@@ -15,3 +17,18 @@ def test_the_changelogs_created_before_start_are_the_ones_faust_writes(tmp_path:
     specs = config.changelog_specs()
     assert faust_changelogs == {spec.name for spec in specs}
     assert {spec.num_partitions for spec in specs} == {config.kafka.partitions}
+
+
+def test_the_recovery_watchdog_reads_what_faust_records(tmp_path: Path) -> None:
+    app = build_app(ProcessorConfig(store="memory://", data_dir=tmp_path))
+    recovery = app.tables.recovery  # type: ignore[attr-defined]
+    assert recovery_silence(recovery, now=1000.0) is None  # not recovering
+    # What faust sets when a recovery starts, and as changelog records come.
+    recovery._set_recovery_started()
+    started = recovery._recovery_started_at
+    assert recovery_silence(recovery, now=started + 30) == 30
+    tp = TP("t-dispatch-processor-dispatches-changelog", 0)
+    recovery._active_events_received_at[tp] = started + 25
+    assert recovery_silence(recovery, now=started + 30) == 5
+    recovery._set_recovery_ended()
+    assert recovery_silence(recovery, now=started + 300) is None
