@@ -111,9 +111,14 @@ async def follow_from_beginning(
         # Without a group, subscribe() assigns every partition to this consumer,
         # and auto_offset_reset=earliest starts each one at the beginning.
         consumer.subscribe([topic])
-        for _ in range(200):
+        for attempt in range(600):
             if consumer.assignment():
                 return consumer
+            if attempt % 20 == 19:
+                # A topic created a moment ago can be missing from the first
+                # metadata answer, and aiokafka would not ask again before
+                # metadata_max_age_ms (5 minutes): ask every second.
+                consumer._client.force_metadata_update()
             await asyncio.sleep(0.05)
         raise RuntimeError(f"topic {topic} has no partitions; run ensure_topics first")
     except BaseException:

@@ -1,7 +1,10 @@
-"""A producer keeps delivering to every topic it tracks when its metadata is
+"""aiokafka and topics created while a client runs.
+
+A producer keeps delivering to every topic it tracks when its metadata is
 refreshed for a topic created after it started (what faust's changelogs do to
-the processor's producer). Without tracking, aiokafka forgets the older topic
-and a batch waiting out its linger waits for a leader until its timeout."""
+the processor's producer); without tracking, aiokafka forgets the older topic
+and a batch waiting out its linger waits for a leader until its timeout. A
+follower finds a topic that its first metadata answer did not have."""
 
 from __future__ import annotations
 
@@ -10,7 +13,13 @@ import asyncio
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from services.kafka import KafkaSettings, ensure_topics, make_producer, track_topics
+from services.kafka import (
+    KafkaSettings,
+    ensure_topics,
+    follow_from_beginning,
+    make_producer,
+    track_topics,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -39,3 +48,25 @@ async def test_a_tracked_topic_is_delivered_across_a_refresh_for_a_new_topic(
     finally:
         await admin.close()
         await producer.stop()
+
+
+async def test_a_follower_finds_a_topic_created_after_it_subscribed(
+    kafka_settings: KafkaSettings,
+) -> None:
+    # A topic created a moment before (or, here, after) the follower asks is
+    # missing from its first metadata answer; it must ask again, not wait the
+    # five minutes of aiokafka's metadata_max_age_ms.
+    topic = kafka_settings.topics.events + ".created-after-subscribe"
+    follower = asyncio.create_task(follow_from_beginning(kafka_settings, topic, "late-topic"))
+    await asyncio.sleep(1.5)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_settings.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 2, 1)])
+    finally:
+        await admin.close()
+    consumer = await asyncio.wait_for(follower, timeout=20)
+    try:
+        assert {tp.partition for tp in consumer.assignment()} == {0, 1}
+    finally:
+        await consumer.stop()
