@@ -1,5 +1,5 @@
 """A bare faust agent, the ceiling for any faust processor on this machine:
-the processor's faust settings and batching, no tables, no engine; every
+the processor's faust settings (fetch wait included) and batching, no tables, no engine; every
 event read is written unchanged to ``<topic>.faust-out``.
 
     python bench/faust_bare.py TOPIC PARTITIONS   (bench_processor.py runs it)
@@ -12,13 +12,19 @@ import logging
 import os
 import sys
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import faust
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from services.processor.intake import shorten_fetch_wait
+
 
 def main() -> None:
     topic_name, partitions = sys.argv[1], int(sys.argv[2])
+    shorten_fetch_wait()  # as the processor does (see its intake.py)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     app = faust.App(
         f"faust-bare-{topic_name}",

@@ -16,7 +16,8 @@ batch.
 The processor's own decisions come back to it on ``dispatch.events``; they are
 marked with a header and skipped unread, because each was folded into the
 state when it was taken (the engine is tested without echoes, and with them
-as no-ops).
+as no-ops). They are dropped while faust decodes them, before they become
+events, and faust's consumer fetches with a short wait: see ``intake.py``.
 """
 
 from __future__ import annotations
@@ -42,12 +43,11 @@ from services.kafka import track_topics
 from services.processor import metrics
 from services.processor.config import TABLES, ProcessorConfig
 from services.processor.engine import Result, Stores, process
+from services.processor.intake import ORIGIN_HEADER, EventsTopic, shorten_fetch_wait
 from services.processor.writeback import WriteBack
 
 log = logging.getLogger("dispatch.processor")
 
-# Marks the processor's own decisions on dispatch.events (see the module doc).
-ORIGIN_HEADER = ("dispatch-origin", b"processor")
 # Most events folded per batch, and how long an unfilled batch waits for more.
 BATCH_MAX = 1000
 BATCH_WITHIN_S = 0.002
@@ -56,6 +56,7 @@ RECOVERY_CHECK_S = 5.0
 
 
 def build_app(config: ProcessorConfig) -> faust.App:
+    shorten_fetch_wait(config.fetch_max_wait_ms)
     kafka = config.kafka
     topics = kafka.topics
     app = faust.App(
@@ -82,7 +83,7 @@ def build_app(config: ProcessorConfig) -> faust.App:
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "value_serializer": "raw"}
     # The only topic faust reads; outputs go straight to its producer (``emit``)
     # to topics that ``main`` has made sure exist.
-    events = app.topic(topics.events, partitions=kafka.partitions, **raw)
+    events = EventsTopic(app, topics=[topics.events], partitions=kafka.partitions, **raw)
 
     # faust opens one RocksDB per table and partition, each by default with up
     # to 3 x 64 MiB of memtables and a 2 GiB block cache: bounded here so that
@@ -166,9 +167,6 @@ def build_app(config: ProcessorConfig) -> faust.App:
 
     async def handle(event: EventT) -> None:
         message = event.message
-        if ORIGIN_HEADER in (message.headers or ()):
-            metrics.ECHOES_SKIPPED.inc()
-            return
         value: bytes = event.value
         try:
             decoded = decode_event(value)

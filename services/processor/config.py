@@ -29,6 +29,8 @@ class ProcessorConfig:
     # partitions, timers included, to whoever is alive or restarted.
     session_timeout_s: float = 10.0
     producer_linger_s: float = 0.005
+    # The longest the broker holds a fetch (faust's own is 1.5 s; see intake.py).
+    fetch_max_wait_ms: int = 100
     # A recovery that has received nothing from its changelogs for this long
     # is stuck (faust-streaming can hang there after a rebalance): exit, and
     # let the supervisor start a fresh worker.
@@ -81,6 +83,7 @@ class ProcessorConfig:
             metrics_port=int(env.get("PROCESSOR_METRICS_PORT", "9102")),
             session_timeout_s=float(env.get("PROCESSOR_SESSION_TIMEOUT_S", "10")),
             producer_linger_s=float(env.get("PROCESSOR_LINGER_S", "0.005")),
+            fetch_max_wait_ms=int(env.get("PROCESSOR_FETCH_MAX_WAIT_MS", "100")),
             replication_factor=int(env.get("PROCESSOR_REPLICATION_FACTOR", "1")),
             recovery_stall_s=float(env.get("PROCESSOR_RECOVERY_STALL_S", "60")),
             rocksdb_write_buffer_mib=int(env.get("PROCESSOR_ROCKSDB_WRITE_BUFFER_MIB", "8")),
