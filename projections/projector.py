@@ -18,7 +18,7 @@ from events.codec import UndecodableMessage, decode_event
 from events.dispatch import DispatchEvent, MessageSubmitted
 from projections import view as views
 from projections.store import Batch, HistoryRow, ProjectionStore
-from services.kafka import KafkaSettings
+from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ class Projector:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=2000,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         await self._consumer.start()
         tps = [TopicPartition(topic, p) for p in range(self._settings.partitions)]

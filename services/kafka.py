@@ -15,6 +15,14 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from events.topics import Topics
 
+# The longest a fetch waits at the broker for data (aiokafka's default: 500 ms).
+# A consumer keeps one fetch in flight per broker, and the fetch sent while
+# some partitions' records are still being handled holds only the others: when
+# those are empty, the broker keeps it the whole wait and nothing new arrives
+# meanwhile, on any partition. The wait bounds that stall; a fetch that finds
+# data returns at once. An idle consumer asks 1 / 50 ms = 20 times a second.
+FETCH_MAX_WAIT_MS = 50
+
 
 @dataclass(frozen=True)
 class KafkaSettings:
@@ -104,6 +112,7 @@ async def follow_from_beginning(
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         client_id=f"{client_id}-{uuid.uuid4().hex[:6]}",
     )
     await consumer.start()

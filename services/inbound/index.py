@@ -7,9 +7,11 @@ a consumer group, and keeps that mapping in memory.
 
 A status can arrive a moment before the follower has read the
 ``MessageSubmitted`` it refers to (the provider posts ``submitted`` right
-after its 202). So :meth:`MessageIndex.lookup` of an unknown uuid waits, up to
-a bound, until the follower has read up to the log end offsets taken *at
-lookup time*; only then is the uuid really unknown.
+after its 202), and even before the sender, still reading that 202, has
+appended the ``MessageSubmitted``. So :meth:`MessageIndex.lookup` of an
+unknown uuid waits, up to a bound, until the follower has read up to log end
+offsets taken at least ``settle_s`` after the lookup began (the sender's
+append has had that long to land); only then is the uuid really unknown.
 """
 
 from __future__ import annotations
@@ -36,9 +38,12 @@ class MessageRef:
 
 
 class MessageIndex:
-    def __init__(self, settings: KafkaSettings, *, default_wait_s: float = 2.0) -> None:
+    def __init__(
+        self, settings: KafkaSettings, *, default_wait_s: float = 2.0, settle_s: float = 0.5
+    ) -> None:
         self._settings = settings
         self._default_wait_s = default_wait_s
+        self._settle_s = settle_s
         self._refs: dict[str, MessageRef] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -60,22 +65,28 @@ class MessageIndex:
 
     async def lookup(self, message_uuid: str, wait: float | None = None) -> MessageRef | None:
         """The dispatch of ``message_uuid``, waiting up to ``wait`` seconds for
-        the follower to reach the current log end before answering ``None``."""
+        the follower to reach a log end taken ``settle_s`` after the call
+        before answering ``None``."""
         found = self._refs.get(message_uuid)
         if found is not None or self._consumer is None:
             return found
         budget = self._default_wait_s if wait is None else wait
+        loop = asyncio.get_running_loop()
+        settled_at = loop.time() + self._settle_s
         try:
             async with asyncio.timeout(budget):
-                targets = await self._consumer.end_offsets(self._partitions)
-                while (found := self._refs.get(message_uuid)) is None:
-                    if await self._reached(targets):
+                while True:
+                    asked_at = loop.time()
+                    targets = await self._consumer.end_offsets(self._partitions)
+                    while (found := self._refs.get(message_uuid)) is None:
+                        if await self._reached(targets):
+                            break
+                        await self._progress.wait()
+                    if found is not None or asked_at >= settled_at:
                         return self._refs.get(message_uuid)
-                    progress = self._progress
-                    await progress.wait()
+                    await asyncio.sleep(settled_at - asked_at)
         except TimeoutError:
             return self._refs.get(message_uuid)
-        return found
 
     async def _reached(self, targets: dict[TopicPartition, int]) -> bool:
         assert self._consumer is not None

@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaError
 
 from events.codec import UndecodableMessage, decode_send, encode
 from events.commands import SendMessage
-from services.kafka import KafkaSettings
+from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
 from services.sender.config import SenderConfig
 from services.sender.ledger import Intent, Ledger, Outcome
 from services.sender.offsets import OffsetTracker
@@ -78,6 +78,7 @@ class SenderWorker:
             group_id=self._config.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             client_id="dispatch-sender",
         )
         self._consumer = consumer

@@ -27,7 +27,7 @@ from events.base import deterministic_id
 from events.codec import UndecodableMessage, decode_webhook, encode, to_json
 from events.dispatch import WebhookAbandoned, WebhookDelivered
 from services.applications.registry import ApplicationRegistry
-from services.kafka import KafkaSettings
+from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
 from services.webhooks import signing
 from services.webhooks.config import WebhookSettings
 from services.webhooks.endpoints import Endpoints
@@ -92,6 +92,7 @@ class Deliverer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=500,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             session_timeout_ms=self._config.session_timeout_ms,
             heartbeat_interval_ms=max(self._config.session_timeout_ms // 4, 100),
         )

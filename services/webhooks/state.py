@@ -23,7 +23,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from events.codec import from_json, to_json
 from events.commands import DeliverWebhook
-from services.kafka import KafkaSettings
+from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
 
 Phase = Literal["pending", "delivered", "abandoned"]
 
@@ -120,6 +120,7 @@ async def read_states(
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )
     try:
         await consumer.start()

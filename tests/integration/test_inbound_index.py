@@ -30,9 +30,10 @@ async def test_lookup_waits_for_a_submission_still_on_its_way(
         submitted = MessageSubmitted(
             dispatch_uuid=dispatch, step=3, command_id=uuid.uuid4(), message_uuid="m-late"
         )
-        # The lookup starts first; the event lands a moment later.
+        # The lookup starts first (and reads the log end); the event lands a
+        # moment later, as when the provider's callback beats the sender's append.
         lookup = asyncio.create_task(index.lookup("m-late", wait=5))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
         await producer.send_and_wait(
             kafka_settings.topics.events, encode(submitted), key=str(dispatch).encode()
         )
