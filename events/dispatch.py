@@ -61,6 +61,11 @@ class StepStarted(DispatchEvent):
     step: int
     channel: Channel
     command_id: uuid.UUID
+    # The step's guard: it ends by this time (the last-step limit from its
+    # start) unless a submission arms its real deadline. Carried here rather
+    # than in a TimerScheduled of its own: one event fewer per step started.
+    # Absent from logs written before it existed (a TimerScheduled then).
+    deadline_at: AwareDatetime | None = None
 
 
 class MessageSubmitted(DispatchEvent):

@@ -18,7 +18,9 @@ def describe(event: dict[str, Any]) -> str:
             channels = ", ".join(str((i.get("to") or {}).get("type")) for i in event["workflow"])
             return f"requested by {event['application_id']}: {channels}"
         case "StepStarted":
-            return f"{where}: send over {event['channel']}"
+            guard = event.get("deadline_at")
+            limit = f"; ends by {guard} unless submitted" if guard else ""
+            return f"{where}: send over {event['channel']}{limit}"
         case "MessageSubmitted":
             return f"{where}: accepted by the provider as {event['message_uuid']}"
         case "MessageSendFailed":

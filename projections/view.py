@@ -84,6 +84,8 @@ def apply(view: View | None, event: LogEvent) -> View | None:
                 step["state"] = "started"
                 step["started_at"] = _iso(event.occurred_at)
                 view["current_step"] = event.step
+                if event.deadline_at is not None and step["deadline_at"] is None:
+                    step["deadline_at"] = _iso(event.deadline_at)
         case MessageSubmitted():
             if step is not None and step["message_uuid"] is None:
                 step["message_uuid"] = event.message_uuid

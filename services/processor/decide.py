@@ -127,17 +127,18 @@ def _next_decision(state: DispatchState, at: datetime, policy: Policy) -> list[O
         return _usage_amendments(state, at)
     current = state.current
     if current is None:
-        return start_step(state, 0, at)
+        return start_step(state, 0, at, at + policy.final_step_limit)
     if current.timed_out:
-        return _step_failed(state, current, at, "expired")
+        return _step_failed(state, current, at, "expired", policy)
     verdict = _verdict(state, current)
     if verdict == "met":
         return _finish(state, current, "completed", at, "condition met")
     if verdict is not None:
-        return _step_failed(state, current, at, verdict)
+        return _step_failed(state, current, at, verdict, policy)
     if current.submitted_at is not None and not current.armed_on_submission:
         return [timer_event(state, current, policy)]
     if current.submitted_at is None and current.send_failed is None and not current.deadline_at:
+        # A step started by an older StepStarted, without its guard deadline.
         return [timer_event(state, current, policy)]
     return []
 
@@ -155,13 +156,16 @@ def _verdict(state: DispatchState, step: StepState) -> str | None:
     return None
 
 
-def _step_failed(state: DispatchState, step: StepState, at: datetime, reason: str) -> list[Output]:
+def _step_failed(
+    state: DispatchState, step: StepState, at: datetime, reason: str, policy: Policy
+) -> list[Output]:
     if state.is_last(step.index):
         return _finish(state, step, "error", at, reason)
-    return start_step(state, step.index + 1, at)
+    return start_step(state, step.index + 1, at, at + policy.final_step_limit)
 
 
-def start_step(state: DispatchState, step: int, at: datetime) -> list[Output]:
+def start_step(state: DispatchState, step: int, at: datetime, deadline: datetime) -> list[Output]:
+    """``StepStarted`` (with the step's guard ``deadline``) and its ``SendMessage``."""
     item = state.workflow[step]
     command = command_id(state.dispatch_uuid, step)
     dispatch_uuid = uuid.UUID(state.dispatch_uuid)
@@ -173,6 +177,7 @@ def start_step(state: DispatchState, step: int, at: datetime) -> list[Output]:
             step=step,
             channel=channel_of(item),
             command_id=command,
+            deadline_at=deadline,
         ),
         send_command(state, step, at),
     ]

@@ -26,6 +26,7 @@ from events.codec import LogEvent
 from events.dispatch import (
     MessageSendFailed,
     MessageStatusReceived,
+    StepStarted,
     StepTimedOut,
     Tick,
     TimerScheduled,
@@ -100,7 +101,7 @@ def process(stores: Stores, partition: int, offset: int, event: LogEvent, policy
 
 def _arm(stores: Stores, partition: int, outputs: list[Output]) -> None:
     for output in outputs:
-        if isinstance(output, TimerScheduled):
+        if isinstance(output, TimerScheduled | StepStarted) and output.deadline_at is not None:
             timers.schedule(
                 stores.buckets,
                 stores.cursors,
@@ -175,14 +176,19 @@ def reassert_state(state: DispatchState, policy: Policy) -> list[Output]:
     current = state.current
     if current is None:
         return []
-    outputs: list[Output] = []
-    if current.message_uuid is None and current.send_failed is None:
-        # Started, not yet submitted: the send command may never have left.
+    if current.submitted_at is None:
+        # Started, not yet submitted: the StepStarted again (it carries the
+        # guard deadline the state recorded, and re-files it), and the send
+        # command unless the step has an answer already.
         started_at = datetime.fromisoformat(current.started_at or "")
-        outputs.extend(start_step(state, current.index, started_at))
+        guard = current.deadline_at
+        deadline = datetime.fromisoformat(guard) if guard else started_at + policy.final_step_limit
+        started, send = start_step(state, current.index, started_at, deadline)
+        unanswered = current.message_uuid is None and current.send_failed is None
+        return [started, send] if unanswered else [started]
     if current.deadline_at is not None:
-        outputs.append(timer_event(state, current, policy))
-    return outputs
+        return [timer_event(state, current, policy)]
+    return []
 
 
 def _reassert_finish(state: DispatchState) -> list[Output]:

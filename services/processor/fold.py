@@ -66,6 +66,7 @@ def apply(state: DispatchState | None, event: LogEvent) -> DispatchState | None:
                     channel=event.channel,
                     command_id=str(event.command_id),
                     started_at=event.occurred_at.isoformat(),
+                    deadline_at=event.deadline_at.isoformat() if event.deadline_at else None,
                 )
             )
     elif isinstance(event, MessageSubmitted):

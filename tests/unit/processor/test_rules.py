@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from events.dispatch import StepTimedOut, TimerScheduled, UsageAmended, WorkflowFailed
+from events.dispatch import StepStarted, StepTimedOut, TimerScheduled, UsageAmended, WorkflowFailed
 from services.processor.decide import Policy
 from tests.unit.processor.harness import T0, Harness
 
@@ -18,8 +18,22 @@ def test_a_dispatch_starts_by_sending_step_zero_without_its_failover() -> None:
     assert send.application_id == "app-1"
     assert "failover" not in send.message
     assert send.message["to"] == {"type": "sms", "number": "447700900000"}
+    assert h.types(d) == ["StepStarted", "SendMessage"]
     # The guard that ends the step should the sender never answer.
-    assert h.types(d) == ["StepStarted", "SendMessage", "TimerScheduled"]
+    [started] = [o for o in h.outputs if isinstance(o, StepStarted)]
+    assert started.deadline_at == started.occurred_at + timedelta(hours=24)
+
+
+def test_a_step_the_sender_never_answers_fails_over_after_the_limit() -> None:
+    h = Harness(Policy(final_step_limit=timedelta(hours=1)))
+    d = h.request(steps=2, expiry=15)
+    h.tick(3599)
+    assert h.started_steps(d) == [0]
+    h.tick(1)  # the guard that StepStarted carried
+    assert h.started_steps(d) == [0, 1]
+    h.tick(3600)  # nor does the last step's sender answer
+    [report] = h.final_reports(d)
+    assert report["status"] == "error"
 
 
 def test_condition_delivered_is_met_by_delivered_and_nothing_more_is_sent() -> None:
