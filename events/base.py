@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -13,9 +15,36 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 ID_NAMESPACE = uuid.UUID("6f1c1f0e-4a52-5d8e-9a3b-2d0c7e5b9a41")
 
 
+_NAMESPACE_BYTES = ID_NAMESPACE.bytes
+# The bits uuid5 fixes: variant (RFC 4122) and version (5).
+_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_SET = (0x8000 << 48) | (5 << 76)
+
+
 def deterministic_id(*parts: object) -> uuid.UUID:
-    """uuid5 of the parts joined by ``:`` (e.g. dispatch, step, kind)."""
-    return uuid.uuid5(ID_NAMESPACE, ":".join(str(p) for p in parts))
+    """uuid5 of the parts joined by ``:`` (e.g. dispatch, step, kind).
+
+    Computed as ``uuid.uuid5`` does, without ``UUID.__init__``'s argument
+    checks: the processor takes several of these per decision (a unit test
+    holds it equal to ``uuid.uuid5``).
+    """
+    name = ":".join([str(p) for p in parts]).encode()
+    digest = hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()
+    return _uuid_from_int((int.from_bytes(digest[:16]) & _CLEAR) | _SET)
+
+
+@lru_cache(maxsize=8192)
+def uuid_of(text: str) -> uuid.UUID:
+    """``uuid.UUID(text)``, remembered: a dispatch's id is parsed for every
+    decision taken about it."""
+    return uuid.UUID(text)
+
+
+def _uuid_from_int(value: int) -> uuid.UUID:
+    made = object.__new__(uuid.UUID)
+    object.__setattr__(made, "int", value)
+    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    return made
 
 
 def utcnow() -> datetime:

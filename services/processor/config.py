@@ -23,7 +23,8 @@ class ProcessorConfig:
     store: str = "rocksdb://"
     data_dir: Path = Path(".local/processor")
     policy: Policy = field(default_factory=Policy)
-    tick_interval_s: float = 0.5
+    # A timer waits up to this long for the tick that fires it (see docs/processor.md).
+    tick_interval_s: float = 0.25
     metrics_port: int = 9102
     # How soon the group notices a dead worker (kill -9) and hands its
     # partitions, timers included, to whoever is alive or restarted.
@@ -79,7 +80,7 @@ class ProcessorConfig:
                     seconds=float(env.get("PROCESSOR_FINAL_STEP_LIMIT_S", "86400"))
                 )
             ),
-            tick_interval_s=float(env.get("PROCESSOR_TICK_INTERVAL_S", "0.5")),
+            tick_interval_s=float(env.get("PROCESSOR_TICK_INTERVAL_S", "0.25")),
             metrics_port=int(env.get("PROCESSOR_METRICS_PORT", "9102")),
             session_timeout_s=float(env.get("PROCESSOR_SESSION_TIMEOUT_S", "10")),
             producer_linger_s=float(env.get("PROCESSOR_LINGER_S", "0.005")),

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from events.base import deterministic_id
+from events.base import deterministic_id, uuid_of
 from events.codec import LogEvent
 from events.commands import DeliverWebhook, SendMessage
 from events.dispatch import (
@@ -99,7 +99,7 @@ def on_deadline(
         return []
     timed_out = StepTimedOut(
         event_id=deterministic_id(state.dispatch_uuid, step, "timed-out"),
-        dispatch_uuid=uuid.UUID(state.dispatch_uuid),
+        dispatch_uuid=uuid_of(state.dispatch_uuid),
         occurred_at=now,
         step=step,
         deadline_at=deadline_at,
@@ -168,7 +168,7 @@ def start_step(state: DispatchState, step: int, at: datetime, deadline: datetime
     """``StepStarted`` (with the step's guard ``deadline``) and its ``SendMessage``."""
     item = state.workflow[step]
     command = command_id(state.dispatch_uuid, step)
-    dispatch_uuid = uuid.UUID(state.dispatch_uuid)
+    dispatch_uuid = uuid_of(state.dispatch_uuid)
     return [
         StepStarted(
             event_id=deterministic_id(state.dispatch_uuid, step, "step-started"),
@@ -187,7 +187,7 @@ def send_command(state: DispatchState, step: int, at: datetime) -> SendMessage:
     message = {k: v for k, v in state.workflow[step].items() if k != "failover"}
     return SendMessage(
         event_id=command_id(state.dispatch_uuid, step),
-        dispatch_uuid=uuid.UUID(state.dispatch_uuid),
+        dispatch_uuid=uuid_of(state.dispatch_uuid),
         occurred_at=at,
         application_id=state.application_id,
         step=step,
@@ -216,7 +216,7 @@ def timer_event(state: DispatchState, step: StepState, policy: Policy) -> TimerS
         deadline = datetime.fromisoformat(step.deadline_at)
     return TimerScheduled(
         event_id=event_id,
-        dispatch_uuid=uuid.UUID(state.dispatch_uuid),
+        dispatch_uuid=uuid_of(state.dispatch_uuid),
         occurred_at=armed_at,
         step=step.index,
         deadline_at=deadline,
@@ -227,7 +227,7 @@ def timer_event(state: DispatchState, step: StepState, policy: Policy) -> TimerS
 def _finish(
     state: DispatchState, step: StepState, outcome: str, at: datetime, reason: str
 ) -> list[Output]:
-    dispatch_uuid = uuid.UUID(state.dispatch_uuid)
+    dispatch_uuid = uuid_of(state.dispatch_uuid)
     decision: WorkflowCompleted | WorkflowFailed
     if outcome == "completed":
         decision = WorkflowCompleted(
@@ -254,7 +254,7 @@ def final_report(state: DispatchState) -> DeliverWebhook:
     assert state.final_report is not None
     return DeliverWebhook(
         event_id=final_webhook_id(state.dispatch_uuid),
-        dispatch_uuid=uuid.UUID(state.dispatch_uuid),
+        dispatch_uuid=uuid_of(state.dispatch_uuid),
         occurred_at=datetime.fromisoformat(state.final_report["timestamp"].replace("Z", "+00:00")),
         application_id=state.application_id,
         kind="final",
@@ -277,7 +277,7 @@ def send_failure_webhook(state: DispatchState, step: StepState) -> DeliverWebhoo
     payload = send_failure_payload(state, step)
     return DeliverWebhook(
         event_id=deterministic_id(state.dispatch_uuid, step.index, "send-failed-webhook"),
-        dispatch_uuid=uuid.UUID(state.dispatch_uuid),
+        dispatch_uuid=uuid_of(state.dispatch_uuid),
         occurred_at=datetime.fromisoformat(str((step.send_failed or {})["at"])),
         application_id=state.application_id,
         kind="status",
@@ -296,7 +296,7 @@ def _usage_amendments(state: DispatchState, at: datetime) -> list[Output]:
                 event_id=deterministic_id(
                     state.dispatch_uuid, message_uuid, usage["price"], "usage-amended"
                 ),
-                dispatch_uuid=uuid.UUID(state.dispatch_uuid),
+                dispatch_uuid=uuid_of(state.dispatch_uuid),
                 occurred_at=at,
                 message_uuid=message_uuid,
                 usage=Usage(**usage),

@@ -16,12 +16,11 @@ few ticks fired.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from events.base import deterministic_id
+from events.base import deterministic_id, uuid_of
 from events.codec import LogEvent
 from events.dispatch import (
     MessageSendFailed,
@@ -148,7 +147,7 @@ def _reassert_timeout(
     assert deadline is not None
     timed_out = StepTimedOut(
         event_id=deterministic_id(state.dispatch_uuid, step, "timed-out"),
-        dispatch_uuid=uuid.UUID(state.dispatch_uuid),
+        dispatch_uuid=uuid_of(state.dispatch_uuid),
         occurred_at=now,
         step=step,
         deadline_at=datetime.fromisoformat(deadline),
@@ -198,7 +197,7 @@ def _reassert_finish(state: DispatchState) -> list[Output]:
     if state.outcome == "completed":
         decision = WorkflowCompleted(
             event_id=deterministic_id(state.dispatch_uuid, step, "completed"),
-            dispatch_uuid=uuid.UUID(state.dispatch_uuid),
+            dispatch_uuid=uuid_of(state.dispatch_uuid),
             occurred_at=report.occurred_at,
             step=step,
             message_uuid=state.steps[step].message_uuid if step < len(state.steps) else None,
@@ -206,7 +205,7 @@ def _reassert_finish(state: DispatchState) -> list[Output]:
     else:
         decision = WorkflowFailed(
             event_id=deterministic_id(state.dispatch_uuid, step, "failed"),
-            dispatch_uuid=uuid.UUID(state.dispatch_uuid),
+            dispatch_uuid=uuid_of(state.dispatch_uuid),
             occurred_at=report.occurred_at,
             step=step,
             reason=state.outcome_reason or "error",
