@@ -107,7 +107,9 @@ def build_app(config: ProcessorConfig) -> faust.App:
     # In TABLES order, timers before dispatches: a dispatch whose state reached
     # the changelog has its deadlines there too (a redelivery relies on it).
     tables = [table(name) for name in TABLES]
-    caches = [WriteBack(t) for t in tables]
+    # A miss reads the table's store directly: one RocksDB lookup, where the
+    # table itself asks whether the key exists and then reads it.
+    caches = [WriteBack(t, read=t.data) for t in tables]
     stores = Stores(buckets=caches[0], cursors=caches[1], dispatches=caches[2])
 
     def delivered(future: Any) -> None:

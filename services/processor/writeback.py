@@ -16,12 +16,16 @@ after the flush, so an offset is never committed ahead of its table writes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 
 
 class WriteBack(MutableMapping[str, bytes]):
-    def __init__(self, store: MutableMapping[str, bytes]) -> None:
+    def __init__(
+        self, store: MutableMapping[str, bytes], read: Mapping[str, bytes] | None = None
+    ) -> None:
         self.store = store
+        # Where a miss is read from, if not ``store`` itself (see the app).
+        self._read = read if read is not None else store
         # Partition of the event being folded: set by the caller before each event.
         self.partition = 0
         # key -> (value, or None for a deletion; partition of the event that wrote it)
@@ -31,7 +35,7 @@ class WriteBack(MutableMapping[str, bytes]):
         hit = self._pending.get(key)
         if hit is not None:
             return hit[0] if hit[0] is not None else default
-        return self.store.get(key, default)
+        return self._read.get(key, default)
 
     def __getitem__(self, key: str) -> bytes:
         value = self.get(key)
