@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import uuid
 
+from datetime import timedelta
+
 from hypothesis import given
 from hypothesis import strategies as st
 
+from events.dispatch import StepStarted
 from projections.view import apply
-from tests.fixtures_events import failover_history, rejected_history
+from tests.fixtures_events import T0, failover_history, rejected_history
 
 
 def fold(events: list[object]) -> dict[str, object] | None:
@@ -32,6 +35,17 @@ def test_failover_then_delivery_shows_steps_states_and_true_usage() -> None:
     # The late price of the first message counts: 0.0333 + 0.05.
     assert view["usage"] == {"price": "0.0833", "currency": "EUR"}
     assert view["final_report"] == {"status": "completed", "delivered": True, "abandoned": False}
+
+
+def test_a_step_not_yet_submitted_shows_the_guard_deadline_its_start_carried() -> None:
+    dispatch = uuid.uuid4()
+    requested, started, *_ = failover_history(dispatch)
+    guarded = started.replace(deadline_at=T0 + timedelta(hours=24))
+    assert isinstance(guarded, StepStarted)
+    view = fold([requested, guarded])
+    assert view is not None
+    assert view["steps"][0]["state"] == "started"  # type: ignore[index]
+    assert view["steps"][0]["deadline_at"] == "2026-01-02T12:00:00+00:00"  # type: ignore[index]
 
 
 def test_immediate_send_failure_on_last_step_is_an_error() -> None:
