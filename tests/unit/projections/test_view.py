@@ -4,7 +4,6 @@ redelivered event never changes it twice."""
 from __future__ import annotations
 
 import uuid
-
 from datetime import timedelta
 
 from hypothesis import given
