@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -34,6 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faust_bare import processor_like_app, run_worker  # beside this script
 
 from services.kafka import (
     KafkaSettings,
@@ -49,18 +48,7 @@ def worker(topic: str, mode: str, wait_ms: int, events: int) -> None:
 
     if wait_ms != 1500:  # 1,500: faust's own constant, left alone
         shorten_fetch_wait(wait_ms)
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-    app = faust.App(
-        f"intake-{topic}-{mode}-{wait_ms}",
-        broker=[f"kafka://{server}" for server in bootstrap.split(",")],
-        datadir=tempfile.mkdtemp(prefix="bench-intake-"),
-        web_enabled=False,
-        producer_acks=-1,
-        stream_wait_empty=False,
-        consumer_auto_offset_reset="earliest",
-        broker_commit_every=1000,
-        broker_commit_interval=1.0,
-    )
+    app = processor_like_app(f"intake-{topic}-{mode}-{wait_ms}")
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "value_serializer": "raw"}
     clock: dict[str, float] = {}
     base: Any = EventsTopic if mode == "skip" else faust.Topic
@@ -96,11 +84,7 @@ def worker(topic: str, mode: str, wait_ms: int, events: int) -> None:
                     os._exit(0)
 
     del count
-    logging.basicConfig(level=logging.WARNING)
-    faust_worker = faust.Worker(app, loglevel="WARNING", quiet=True)
-    faust_worker.spinner = None
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    faust_worker.execute_from_commandline()
+    run_worker(app)
 
 
 async def fill(settings: KafkaSettings, topic: str, events: int) -> None:

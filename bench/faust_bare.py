@@ -22,14 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from services.processor.intake import shorten_fetch_wait
 
 
-def main() -> None:
-    topic_name, partitions = sys.argv[1], int(sys.argv[2])
-    shorten_fetch_wait()  # as the processor does (see its intake.py)
+def processor_like_app(app_id: str, partitions: int = 1) -> faust.App:
+    """A faust app with the processor's consumer and producer settings, no tables."""
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-    app = faust.App(
-        f"faust-bare-{topic_name}",
+    return faust.App(
+        app_id,
         broker=[f"kafka://{server}" for server in bootstrap.split(",")],
-        datadir=tempfile.mkdtemp(prefix="faust-bare-"),
+        datadir=tempfile.mkdtemp(prefix="faust-bench-"),
         topic_partitions=partitions,
         web_enabled=False,
         producer_acks=-1,
@@ -39,6 +38,20 @@ def main() -> None:
         broker_commit_every=1000,
         broker_commit_interval=1.0,
     )
+
+
+def run_worker(app: faust.App) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
+    worker.spinner = None
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    worker.execute_from_commandline()
+
+
+def main() -> None:
+    topic_name, partitions = sys.argv[1], int(sys.argv[2])
+    shorten_fetch_wait()  # as the processor does (see its intake.py)
+    app = processor_like_app(f"faust-bare-{topic_name}", partitions)
     source = app.topic(topic_name, key_type=bytes, value_type=bytes, value_serializer="raw")
     out = f"{topic_name}.faust-out"
 
@@ -49,11 +62,7 @@ def main() -> None:
                 await app.producer.send(out, event.key, event.value, None, None, None)
 
     del copy
-    logging.basicConfig(level=logging.WARNING)
-    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
-    worker.spinner = None
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    worker.execute_from_commandline()
+    run_worker(app)
 
 
 if __name__ == "__main__":
