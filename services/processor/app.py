@@ -4,12 +4,14 @@ One agent (``concurrency=1``: higher concurrency can commit past an event still
 in flight, faust-streaming #606) folds ``dispatch.events`` in batches; a
 leader-only timer appends a ``Tick`` to every partition of it.
 
-Batches (``Stream.take_events``): every event is decided and its outputs handed
-to the producer as soon as it is read, but table writes go to a write-back
-cache (``writeback.py``) that reaches the tables once per key at the end of the
-batch. faust acknowledges a batch's events only after that, and commits an
-offset only after flushing its producer, so a committed offset always has its
-outputs and table writes in Kafka before it. An idle processor folds batches of
+Batches (``Stream.take_events``): every event is decided as soon as it is
+read; its outputs go into record batches per topic partition (``outbox.py``),
+handed to the producer when full and at the end of the batch, and table
+writes go to a write-back cache (``writeback.py``) that reaches the tables
+once per key at the end of the batch, after the outputs. faust acknowledges
+a batch's events only after that, and commits an offset only after flushing
+its producer, so a committed offset always has its outputs and table writes
+in Kafka before it. An idle processor folds batches of
 one; a busy one writes each dispatch, deadline counter and cursor once per
 batch.
 
@@ -44,6 +46,7 @@ from services.processor import metrics
 from services.processor.config import TABLES, ProcessorConfig
 from services.processor.engine import Result, Stores, process
 from services.processor.intake import ORIGIN_HEADER, EventsTopic, shorten_fetch_wait
+from services.processor.outbox import Outbox
 from services.processor.writeback import WriteBack
 
 log = logging.getLogger("dispatch.processor")
@@ -121,7 +124,9 @@ def build_app(config: ProcessorConfig) -> faust.App:
         logging.shutdown()
         os._exit(70)
 
-    producer = app.producer
+    # Outputs go to faust's own aiokafka producer (the one its commit flushes
+    # first) in record batches; made with the producer, at the first batch.
+    outboxes: list[Outbox] = []
 
     async def emit(
         topic: str,
@@ -130,10 +135,7 @@ def build_app(config: ProcessorConfig) -> faust.App:
         partition: int | None = None,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
-        # Straight to faust's producer (the one its commit flushes first),
-        # without the per-message futures and callbacks of ``Topic.send``.
-        future = await producer.send(topic, key, value, partition, None, headers)
-        cast(asyncio.Future[Any], future).add_done_callback(delivered)
+        await outboxes[0].add(topic, key, value, partition, headers or ())
 
     async def dead_letter(value: bytes, reason: str, partition: int, offset: int) -> None:
         metrics.DEAD_LETTERS.inc()
@@ -216,7 +218,9 @@ def build_app(config: ProcessorConfig) -> faust.App:
         await app.producer.maybe_start()
         written = [topics.events, topics.send, topics.webhooks, topics.dead_letters]
         written += [config.changelog_topic(name) for name in TABLES]
-        await track_topics(cast(Any, app.producer)._ensure_producer(), written)
+        kafka_producer = cast(Any, app.producer)._ensure_producer()
+        await track_topics(kafka_producer, written)
+        outboxes.append(Outbox(kafka_producer, delivered))
 
     @app.agent(events, concurrency=1)
     async def fold(stream: Any) -> None:
@@ -231,6 +235,7 @@ def build_app(config: ProcessorConfig) -> faust.App:
             try:
                 for event in batch:
                     await handle(event)
+                await outboxes[0].send_all()
                 flush(batch)
             except BaseException as exc:
                 # faust acks a batch however its body ends (and commits on its

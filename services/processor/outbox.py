@@ -1,0 +1,74 @@
+"""The processor's outputs, gathered per topic partition into record batches.
+
+aiokafka's ``send`` costs about 16 µs of CPU per record (a future per
+message, the partitioner, the accumulator's lookups); appending to a
+``BatchBuilder`` and submitting the builder once it is full costs about 4 µs
+(`bench`-style measurement in docs/processor.md). A fired timer produces
+three outputs and a folded event about two, so this is a tenth of the
+processor's CPU per timer.
+
+Records are placed exactly as ``send`` would place them (aiokafka's default
+partitioner on the key, or the partition given), and keep their order within
+a partition. A builder goes to the producer when it is full and, for the
+rest, when the agent calls :meth:`Outbox.send_all` at the end of its batch,
+before the batch's table writes and so before faust can acknowledge (and
+commit) any of its events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiokafka.partitioner import DefaultPartitioner
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+class Outbox:
+    def __init__(self, producer: Any, on_sent: Callable[[asyncio.Future[Any]], None]) -> None:
+        # ``producer`` is an AIOKafkaProducer (create_batch, send_batch, partitions_for).
+        self._producer = producer
+        self._on_sent = on_sent
+        self._partitioner = DefaultPartitioner()
+        self._partitions: dict[str, list[int]] = {}
+        self._open: dict[tuple[str, int], Any] = {}
+
+    async def add(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None = None,
+        headers: Headers = (),
+    ) -> None:
+        if partition is None:
+            partition = await self._partition_for(topic, key)
+        builder = self._open.get((topic, partition))
+        if builder is None:
+            builder = self._open[(topic, partition)] = self._producer.create_batch()
+        if builder.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
+            # Full: send it, and start the next one with this record (a first
+            # record always fits, whatever its size).
+            await self._send(topic, partition, builder)
+            builder = self._open[(topic, partition)] = self._producer.create_batch()
+            builder.append(key=key, value=value, timestamp=None, headers=list(headers))
+
+    async def send_all(self) -> None:
+        """Hand every partly filled batch to the producer."""
+        open_batches, self._open = self._open, {}
+        for (topic, partition), builder in open_batches.items():
+            await self._send(topic, partition, builder)
+
+    async def _send(self, topic: str, partition: int, builder: Any) -> None:
+        future = await self._producer.send_batch(builder, topic, partition=partition)
+        future.add_done_callback(self._on_sent)
+
+    async def _partition_for(self, topic: str, key: bytes | None) -> int:
+        partitions = self._partitions.get(topic)
+        if partitions is None:
+            # Learnt once: a topic's partition count is fixed while we run.
+            partitions = sorted(await self._producer.partitions_for(topic))
+            self._partitions[topic] = partitions
+        return int(self._partitioner(key, partitions, partitions))
