@@ -1,11 +1,10 @@
 """The processor's outputs, gathered per topic partition into record batches.
 
-aiokafka's ``send`` costs about 16 µs of CPU per record (a future per
+aiokafka's ``send`` costs 22-24 µs of CPU per record here (a future per
 message, the partitioner, the accumulator's lookups); appending to a
-``BatchBuilder`` and submitting the builder once it is full costs about 4 µs
-(`bench`-style measurement in docs/processor.md). A fired timer produces
-three outputs and a folded event about two, so this is a tenth of the
-processor's CPU per timer.
+``BatchBuilder`` and submitting the builder once it is full, 7-8 µs
+(``bench/bench_outbox.py``). A fired timer produces three outputs and a
+folded event about two, so this is a tenth of the processor's CPU per timer.
 
 Records are placed exactly as ``send`` would place them (aiokafka's default
 partitioner on the key, or the partition given), and keep their order within
