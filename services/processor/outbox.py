@@ -44,15 +44,16 @@ class Outbox:
     ) -> None:
         if partition is None:
             partition = await self._partition_for(topic, key)
+        record = {"key": key, "value": value, "timestamp": None, "headers": list(headers)}
         builder = self._open.get((topic, partition))
         if builder is None:
             builder = self._open[(topic, partition)] = self._producer.create_batch()
-        if builder.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
+        if builder.append(**record) is None:
             # Full: send it, and start the next one with this record (a first
             # record always fits, whatever its size).
             await self._send(topic, partition, builder)
             builder = self._open[(topic, partition)] = self._producer.create_batch()
-            builder.append(key=key, value=value, timestamp=None, headers=list(headers))
+            builder.append(**record)
 
     async def send_all(self) -> None:
         """Hand every partly filled batch to the producer."""
