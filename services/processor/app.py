@@ -4,22 +4,24 @@ One agent (``concurrency=1``: higher concurrency can commit past an event still
 in flight, faust-streaming #606) folds ``dispatch.events`` in batches; a
 leader-only timer appends a ``Tick`` to every partition of it.
 
-Batches (``Stream.take_events``): every event is decided as soon as it is
-read; its outputs go into record batches per topic partition (``outbox.py``),
-handed to the producer when full and at the end of the batch, and table
-writes go to a write-back cache (``writeback.py``) that reaches the tables
-once per key at the end of the batch, after the outputs. faust acknowledges
-a batch's events only after that, and commits an offset only after flushing
-its producer, so a committed offset always has its outputs and table writes
-in Kafka before it. An idle processor folds batches of
-one; a busy one writes each dispatch, deadline counter and cursor once per
-batch.
+faust hands the agent one event per fetch and partition, holding that
+fetch's records (``intake.py``), and the agent takes up to
+``BATCH_MAX_FETCHES`` of them at a time (``Stream.take_events``). Every record
+is decided as soon as it is read; its outputs go into record batches per
+topic partition (``outbox.py``), handed to the producer when full and at the
+end of the batch, and table writes go to a write-back cache (``writeback.py``)
+that reaches the tables once per key at the end of the batch, after the
+outputs. The batch's offsets are acknowledged only after that, and faust
+commits an offset only after flushing its producer, so a committed offset
+always has its outputs and table writes in Kafka before it. An idle processor
+folds batches of one record; a busy one writes each dispatch, deadline counter
+and cursor once per batch.
 
 The processor's own decisions come back to it on ``dispatch.events``; they are
 marked with a header and skipped unread, because each was folded into the
 state when it was taken (the engine is tested without echoes, and with them
-as no-ops). They are dropped while faust decodes them, before they become
-events, and faust's consumer fetches with a short wait: see ``intake.py``.
+as no-ops). They are left out as a fetch's records are gathered, and faust's
+consumer fetches with a short wait: see ``intake.py``.
 """
 
 from __future__ import annotations
@@ -45,14 +47,23 @@ from services.kafka import track_topics
 from services.processor import metrics
 from services.processor.config import TABLES, ProcessorConfig
 from services.processor.engine import Result, Stores, process
-from services.processor.intake import ORIGIN_HEADER, EventsTopic, shorten_fetch_wait
+from services.processor.intake import (
+    ORIGIN_HEADER,
+    EventsTopic,
+    FetchedRecords,
+    acknowledge_fetched,
+    gather_fetches,
+    shorten_fetch_wait,
+)
 from services.processor.outbox import Outbox
 from services.processor.writeback import WriteBack
 
 log = logging.getLogger("dispatch.processor")
 
-# Most events folded per batch, and how long an unfilled batch waits for more.
-BATCH_MAX = 1000
+# Most records one fetch hands over, most fetches (one partition's records
+# each) folded per batch, and how long an unfilled batch waits for more.
+FETCH_MAX_RECORDS = 1000
+BATCH_MAX_FETCHES = 16
 BATCH_WITHIN_S = 0.002
 # How often the recovery watchdog looks.
 RECOVERY_CHECK_S = 5.0
@@ -62,6 +73,7 @@ def build_app(config: ProcessorConfig) -> faust.App:
     shorten_fetch_wait(config.fetch_max_wait_ms)
     kafka = config.kafka
     topics = kafka.topics
+    gather_fetches(topics.events)
     app = faust.App(
         config.full_app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
@@ -78,6 +90,7 @@ def build_app(config: ProcessorConfig) -> faust.App:
         stream_wait_empty=False,
         consumer_auto_offset_reset="earliest",
         broker_commit_every=1000,
+        broker_max_poll_records=FETCH_MAX_RECORDS,
         broker_commit_interval=1.0,
         table_standby_replicas=0,
         broker_session_timeout=config.session_timeout_s,
@@ -169,38 +182,43 @@ def build_app(config: ProcessorConfig) -> faust.App:
         finally:
             _current_event.reset(token)
 
-    async def handle(event: EventT) -> None:
-        message = event.message
-        value: bytes = event.value
+    async def fold_record(value: bytes, partition: int, offset: int, active: bool) -> None:
         try:
             decoded = decode_event(value)
         except UndecodableMessage as exc:
-            await dead_letter(value, str(exc), message.partition, message.offset)
+            await dead_letter(value, str(exc), partition, offset)
             return
-        if (
-            isinstance(decoded, Tick)
-            and TP(message.topic, message.partition) not in app.assignor.assigned_actives()
-        ):
+        if isinstance(decoded, Tick) and not active:
             return  # a standby copy: its active owner fires these timers
-        for cache in caches:
-            cache.partition = message.partition
         try:
-            with current(event):
-                result = process(stores, message.partition, message.offset, decoded, config.policy)
+            result = process(stores, partition, offset, decoded, config.policy)
         except Exception as exc:  # a bug must not stall the partition behind it
-            log.exception("processing failed at %s@%d", message.partition, message.offset)
-            await dead_letter(value, f"processing failed: {exc!r}", *_where(message))
+            log.exception("processing failed at %s@%d", partition, offset)
+            await dead_letter(value, f"processing failed: {exc!r}", partition, offset)
             return
         metrics.EVENTS_PROCESSED.labels(decoded.type).inc()
         if result.rejected is not None:
-            await dead_letter(value, result.rejected, message.partition, message.offset)
+            await dead_letter(value, result.rejected, partition, offset)
             return
         if result.fired and isinstance(decoded, Tick):
             wall = time.time()
             for deadline in result.fired:
                 metrics.TIMER_LATENESS.observe((decoded.now - deadline).total_seconds())
                 metrics.TIMER_FIRE_DELAY.observe(wall - deadline.timestamp())
-        await produce(result, message.partition)
+        await produce(result, partition)
+
+    async def handle(event: EventT) -> int:
+        """Fold the records of one ``FetchedRecords`` event; how many there were."""
+        message = event.message
+        fetched = cast(FetchedRecords, event.value)
+        partition = message.partition
+        active = TP(message.topic, partition) in app.assignor.assigned_actives()
+        for cache in caches:
+            cache.partition = partition
+        with current(event):
+            for record in fetched.records:
+                await fold_record(record.value, partition, record.offset, active)
+        return len(fetched.records)
 
     def flush(batch: Sequence[EventT]) -> None:
         """Write the batch's table changes, one partition at a time, each with an
@@ -225,7 +243,7 @@ def build_app(config: ProcessorConfig) -> faust.App:
     @app.agent(events, concurrency=1)
     async def fold(stream: Any) -> None:
         tracking = False
-        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+        async for batch in stream.take_events(BATCH_MAX_FETCHES, within=BATCH_WITHIN_S):
             if not tracking:
                 # Once the changelogs exist (faust creates them while
                 # recovering, before the first batch): asking for a topic
@@ -233,10 +251,13 @@ def build_app(config: ProcessorConfig) -> faust.App:
                 await track_written_topics()
                 tracking = True
             try:
+                folded = 0
                 for event in batch:
-                    await handle(event)
+                    folded += await handle(event)
                 await outboxes[0].send_all()
                 flush(batch)
+                for event in batch:
+                    acknowledge_fetched(app.consumer, event.message)
             except BaseException as exc:
                 # faust acks a batch however its body ends (and commits on its
                 # way out): leave before that, unflushed, so that the batch is
@@ -249,7 +270,7 @@ def build_app(config: ProcessorConfig) -> faust.App:
                 )
                 logging.shutdown()
                 os._exit(0 if stopping else 70)
-            metrics.BATCH_SIZE.observe(len(batch))
+            metrics.BATCH_SIZE.observe(folded)
 
     @app.timer(interval=RECOVERY_CHECK_S)
     async def recovery_watchdog() -> None:
@@ -284,7 +305,3 @@ def recovery_silence(recovery: Any, now: float) -> float | None:
         return None
     received = getattr(recovery, "_active_events_received_at", {})
     return float(now - max(received.values(), default=started))
-
-
-def _where(message: Any) -> tuple[int, int]:
-    return int(message.partition), int(message.offset)
