@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
@@ -135,10 +136,19 @@ async def faust_bare_run(settings: KafkaSettings, records: int) -> float:
         tmp,
     )
     try:
-        return records / await output_window(settings, [out], process, records, lambda _: True)
+        cpu: list[float] = []
+        window = await output_window(settings, [out], process, records, lambda _: True, cpu)
+        print(f"bare faust agent CPU {1e6 * cpu[0] / records:.0f} us per event")
+        return records / window
     finally:
         process.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def output_window(
@@ -147,9 +157,12 @@ async def output_window(
     process: Process,
     wanted: int,
     counts: Callable[[Any], bool],
+    cpu: list[float] | None = None,
 ) -> float:
     """Seconds (broker timestamps) from the first record on ``topics`` to the
-    ``wanted``-th record that ``counts``: what start-up costs is left out."""
+    ``wanted``-th record that ``counts``: what start-up costs is left out.
+    ``cpu`` gets the process's CPU seconds from its first output seen to the
+    last (read as the records arrive, so a little more than the window)."""
     consumer = AIOKafkaConsumer(
         *topics,
         bootstrap_servers=settings.bootstrap_servers,
@@ -164,6 +177,8 @@ async def output_window(
         deadline = time.monotonic() + 600
         while seen < wanted and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
+            if first is None and batch and cpu is not None:
+                cpu.append(cpu_seconds(process.popen.pid))
             for messages in batch.values():
                 for message in messages:
                     stamp = message.timestamp / 1000
@@ -174,6 +189,8 @@ async def output_window(
             if not process.alive():
                 raise SystemExit(process.log()[-3000:])
         assert first is not None and seen >= wanted, (seen, wanted)
+        if cpu is not None:
+            cpu.append(cpu_seconds(process.popen.pid) - cpu.pop())
         return last - first
     finally:
         await consumer.stop()
@@ -201,9 +218,11 @@ async def processor_run(settings: KafkaSettings, dispatches: int, inputs: int, s
         )
 
     try:
+        cpu: list[float] = []
         window = await output_window(
-            settings, [topics.send, topics.webhooks], process, dispatches, final_report
+            settings, [topics.send, topics.webhooks], process, dispatches, final_report, cpu
         )
+        print(f"processor CPU {1e6 * cpu[0] / inputs:.0f} us per input event")
         # Its own decisions come back too (4 per dispatch here), read and skipped.
         read = (inputs + 4 * dispatches) / window
         print(f"processor window {window:.1f}s, events read (echoes included): {read:,.0f}/s")

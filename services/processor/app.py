@@ -45,6 +45,7 @@ from events.commands import DeliverWebhook, SendMessage
 from events.dispatch import Tick
 from services.kafka import track_topics
 from services.processor import metrics
+from services.processor.changelog import TableWriter
 from services.processor.config import TABLES, ProcessorConfig
 from services.processor.engine import Result, Stores, process
 from services.processor.intake import (
@@ -123,9 +124,7 @@ def build_app(config: ProcessorConfig) -> faust.App:
     # In TABLES order, timers before dispatches: a dispatch whose state reached
     # the changelog has its deadlines there too (a redelivery relies on it).
     tables = [table(name) for name in TABLES]
-    # A miss reads the table's store directly: one RocksDB lookup, where the
-    # table itself asks whether the key exists and then reads it.
-    caches = [WriteBack(t, read=t.data) for t in tables]
+    caches = [WriteBack(t.data) for t in tables]
     stores = Stores(buckets=caches[0], cursors=caches[1], dispatches=caches[2])
 
     def delivered(future: Any) -> None:
@@ -220,14 +219,17 @@ def build_app(config: ProcessorConfig) -> faust.App:
                 await fold_record(record.value, partition, record.offset, active)
         return len(fetched.records)
 
-    def flush(batch: Sequence[EventT]) -> None:
+    # One per table, made with the outbox (at the first batch).
+    writers: list[TableWriter] = []
+
+    async def write_tables(batch: Sequence[EventT]) -> None:
         """Write the batch's table changes, one partition at a time, each with an
         event of that partition as the current one."""
         by_partition = {event.message.partition: event for event in batch}
-        for cache in caches:
+        for cache, writer in zip(caches, writers, strict=True):
             for partition in cache.partitions():
                 with current(by_partition[partition]):
-                    cache.flush(partition)
+                    await writer.write(partition, cache.take(partition))
 
     async def track_written_topics() -> None:
         # Outputs are handed to the producer before the batch's changelog
@@ -238,7 +240,9 @@ def build_app(config: ProcessorConfig) -> faust.App:
         written += [config.changelog_topic(name) for name in TABLES]
         kafka_producer = cast(Any, app.producer)._ensure_producer()
         await track_topics(kafka_producer, written)
-        outboxes.append(Outbox(kafka_producer, delivered))
+        outbox = Outbox(kafka_producer, delivered)
+        outboxes.append(outbox)
+        writers.extend(TableWriter(t, outbox) for t in tables)
 
     @app.agent(events, concurrency=1)
     async def fold(stream: Any) -> None:
@@ -254,8 +258,10 @@ def build_app(config: ProcessorConfig) -> faust.App:
                 folded = 0
                 for event in batch:
                     folded += await handle(event)
+                # Outputs first, then the table writes (changelog records).
                 await outboxes[0].send_all()
-                flush(batch)
+                await write_tables(batch)
+                await outboxes[0].send_all()
                 for event in batch:
                     acknowledge_fetched(app.consumer, event.message)
             except BaseException as exc:

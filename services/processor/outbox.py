@@ -25,6 +25,11 @@ from aiokafka.partitioner import DefaultPartitioner
 Headers = Sequence[tuple[str, bytes]]
 
 
+# Partitions remembered for this many (topic, key) pairs: a dispatch's outputs
+# share its key, and aiokafka's partitioner hashes in Python (~6 us a key).
+PLACED_MAX = 100_000
+
+
 class Outbox:
     def __init__(self, producer: Any, on_sent: Callable[[asyncio.Future[Any]], None]) -> None:
         # ``producer`` is an AIOKafkaProducer (create_batch, send_batch, partitions_for).
@@ -32,13 +37,20 @@ class Outbox:
         self._on_sent = on_sent
         self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
+        self._placed: dict[tuple[str, bytes | None], int] = {}
         self._open: dict[tuple[str, int], Any] = {}
+        self._watchers: dict[str, Callable[[int, int], None]] = {}
+
+    def watch(self, topic: str, written: Callable[[int, int], None]) -> None:
+        """Call ``written(partition, offset)`` with the offset of the last
+        record of each batch of ``topic`` once the broker has it."""
+        self._watchers[topic] = written
 
     async def add(
         self,
         topic: str,
         key: bytes | None,
-        value: bytes,
+        value: bytes | None,
         partition: int | None = None,
         headers: Headers = (),
     ) -> None:
@@ -62,13 +74,31 @@ class Outbox:
             await self._send(topic, partition, builder)
 
     async def _send(self, topic: str, partition: int, builder: Any) -> None:
+        records = builder.record_count()
         future = await self._producer.send_batch(builder, topic, partition=partition)
         future.add_done_callback(self._on_sent)
+        written = self._watchers.get(topic)
+        if written is not None:
+
+            def report(done: asyncio.Future[Any]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    # The batch's result carries its first record's offset.
+                    written(partition, done.result().offset + records - 1)
+
+            future.add_done_callback(report)
 
     async def _partition_for(self, topic: str, key: bytes | None) -> int:
+        placed = self._placed.get((topic, key))
+        if placed is not None and key is not None:
+            return placed
         partitions = self._partitions.get(topic)
         if partitions is None:
             # Learnt once: a topic's partition count is fixed while we run.
             partitions = sorted(await self._producer.partitions_for(topic))
             self._partitions[topic] = partitions
-        return int(self._partitioner(key, partitions, partitions))
+        partition = int(self._partitioner(key, partitions, partitions))
+        if key is not None:
+            if len(self._placed) >= PLACED_MAX:
+                self._placed.clear()
+            self._placed[(topic, key)] = partition
+        return partition

@@ -8,10 +8,10 @@ same deadline counter bumped by a hundred timers, the partition's cursor: one
 table write (one RocksDB put, one changelog record) each.
 
 Every write remembers the partition of the event that made it, because a
-faust table writes into the store and changelog partition of the *current*
-event: the agent flushes one partition at a time with an event of that
+faust table's store writes into the RocksDB of the *current* event's
+partition: the agent writes one partition at a time with an event of that
 partition as the current one. The events of a batch are acknowledged only
-after the flush, so an offset is never committed ahead of its table writes.
+after the writes, so an offset is never committed ahead of its table writes.
 """
 
 from __future__ import annotations
@@ -20,12 +20,10 @@ from collections.abc import Iterator, Mapping, MutableMapping
 
 
 class WriteBack(MutableMapping[str, bytes]):
-    def __init__(
-        self, store: MutableMapping[str, bytes], read: Mapping[str, bytes] | None = None
-    ) -> None:
+    def __init__(self, store: Mapping[str, bytes]) -> None:
+        # Where a miss is read from: the table's store (one RocksDB lookup,
+        # where the faust table asks whether the key exists, then reads it).
         self.store = store
-        # Where a miss is read from, if not ``store`` itself (see the app).
-        self._read = read if read is not None else store
         # Partition of the event being folded: set by the caller before each event.
         self.partition = 0
         # key -> (value, or None for a deletion; partition of the event that wrote it)
@@ -35,7 +33,7 @@ class WriteBack(MutableMapping[str, bytes]):
         hit = self._pending.get(key)
         if hit is not None:
             return hit[0] if hit[0] is not None else default
-        return self._read.get(key, default)
+        return self.store.get(key, default)
 
     def __getitem__(self, key: str) -> bytes:
         value = self.get(key)
@@ -66,19 +64,17 @@ class WriteBack(MutableMapping[str, bytes]):
         """Partitions with writes not yet flushed."""
         return {partition for _, partition in self._pending.values()}
 
-    def flush(self, partition: int) -> None:
-        """Write what events of ``partition`` changed through to the store."""
-        done = []
-        for key, (value, written_on) in self._pending.items():
-            if written_on != partition:
-                continue
-            done.append(key)
-            if value is not None:
-                self.store[key] = value
-            elif key in self.store:
-                del self.store[key]
-        for key in done:
+    def take(self, partition: int) -> list[tuple[str, bytes | None]]:
+        """Remove and return what events of ``partition`` changed (None: deleted),
+        for the caller to write through (see ``changelog.TableWriter``)."""
+        taken = [
+            (key, value)
+            for key, (value, written_on) in self._pending.items()
+            if written_on == partition
+        ]
+        for key, _ in taken:
             del self._pending[key]
+        return taken
 
     def discard(self) -> None:
         self._pending.clear()

@@ -4,6 +4,7 @@ per partition, and hands every batch to the producer."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
@@ -19,15 +20,19 @@ class FakeProducer:
     def __init__(self, batch_size: int = 16384) -> None:
         self.batch_size = batch_size
         self.sent: list[tuple[str, int, list[tuple[bytes | None, bytes]]]] = []
+        self.log_end: dict[tuple[str, int], int] = {}
 
     def create_batch(self) -> BatchBuilder:
         return BatchBuilder(self.batch_size, 0, is_transactional=False)
 
     async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> Any:
-        records = DefaultRecordBatch(bytes(batch._build()))
-        self.sent.append((topic, partition, [(r.key, r.value) for r in records]))
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        future.set_result(None)
+        records = [(r.key, r.value) for r in DefaultRecordBatch(bytes(batch._build()))]
+        self.sent.append((topic, partition, records))
+        # Resolves as aiokafka's does: with the batch's first offset.
+        base = self.log_end.get((topic, partition), 0)
+        self.log_end[(topic, partition)] = base + len(records)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(SimpleNamespace(offset=base))
         return future
 
     async def partitions_for(self, topic: str) -> set[int]:
@@ -68,3 +73,20 @@ async def test_a_record_larger_than_a_batch_still_goes() -> None:
     await outbox.add("t.webhooks", b"k", b"x" * 5000, partition=0)
     await outbox.send_all()
     assert [len(v) for _, _, records in producer.sent for _, v in records] == [5, 5000]
+
+
+async def test_a_watched_topic_reports_each_batch_s_last_offset_once_written() -> None:
+    producer = FakeProducer(batch_size=1024)
+    outbox = Outbox(producer, lambda _: None)
+    written: list[tuple[int, int]] = []
+    outbox.watch("t.changelog", lambda partition, offset: written.append((partition, offset)))
+    for n in range(30):
+        await outbox.add("t.changelog", b"key-%d" % n, b"v" * 100, partition=n % 2)
+    await outbox.add("t.other", b"k", b"v", partition=0)
+    await outbox.send_all()
+    await asyncio.sleep(0)
+    # One report per batch of the watched topic, the last reaching each log end.
+    batches = [(p, len(records)) for t, p, records in producer.sent if t == "t.changelog"]
+    assert len(written) == len(batches) > 2
+    for partition in (0, 1):
+        assert max(o for p, o in written if p == partition) == 14  # 15 records each
