@@ -205,7 +205,7 @@ async def main() -> None:
         )
 
         # Deadlines at `rate` per second, starting once their submissions are folded.
-        lead = 5 + 4 * args.due / 1000  # time to fold the submissions and their echoes
+        lead = 5 + args.due / 1000  # time to fold the submissions and their echoes
         first_deadline = datetime.now(UTC) + timedelta(seconds=lead)
         deadlines: dict[uuid.UUID, datetime] = {}
         futures = []
