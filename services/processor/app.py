@@ -247,7 +247,14 @@ def build_app(config: ProcessorConfig) -> faust.App:
     @app.agent(events, concurrency=1)
     async def fold(stream: Any) -> None:
         tracking = False
+        generation = None
         async for batch in stream.take_events(BATCH_MAX_FETCHES, within=BATCH_WITHIN_S):
+            if app.consumer_generation_id != generation:
+                # A rebalance: a partition may have had another owner, or been
+                # restored, since the caches kept what this worker wrote.
+                generation = app.consumer_generation_id
+                for cache in caches:
+                    cache.forget()
             if not tracking:
                 # Once the changelogs exist (faust creates them while
                 # recovering, before the first batch): asking for a topic

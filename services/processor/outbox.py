@@ -20,14 +20,14 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 Headers = Sequence[tuple[str, bytes]]
 
 
-# Partitions remembered for this many (topic, key) pairs: a dispatch's outputs
-# share its key, and aiokafka's partitioner hashes in Python (~6 us a key).
-PLACED_MAX = 100_000
+# Key hashes remembered for this many keys: a dispatch's outputs share its key,
+# and aiokafka's partitioner hashes in Python (~6 us a key).
+HASHES_MAX = 100_000
 
 
 class Outbox:
@@ -37,7 +37,7 @@ class Outbox:
         self._on_sent = on_sent
         self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
-        self._placed: dict[tuple[str, bytes | None], int] = {}
+        self._hashes: dict[bytes, int] = {}
         self._open: dict[tuple[str, int], Any] = {}
         self._watchers: dict[str, Callable[[int, int], None]] = {}
 
@@ -88,17 +88,18 @@ class Outbox:
             future.add_done_callback(report)
 
     async def _partition_for(self, topic: str, key: bytes | None) -> int:
-        placed = self._placed.get((topic, key))
-        if placed is not None and key is not None:
-            return placed
         partitions = self._partitions.get(topic)
         if partitions is None:
             # Learnt once: a topic's partition count is fixed while we run.
             partitions = sorted(await self._producer.partitions_for(topic))
             self._partitions[topic] = partitions
-        partition = int(self._partitioner(key, partitions, partitions))
-        if key is not None:
-            if len(self._placed) >= PLACED_MAX:
-                self._placed.clear()
-            self._placed[(topic, key)] = partition
-        return partition
+        if key is None:
+            return int(self._partitioner(key, partitions, partitions))
+        # aiokafka's DefaultPartitioner for a key: murmur2, positive, modulo
+        # the partition count, whatever the topic; so the hash is kept per key.
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            if len(self._hashes) >= HASHES_MAX:
+                self._hashes.clear()
+            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return partitions[hashed % len(partitions)]

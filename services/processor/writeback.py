@@ -17,10 +17,17 @@ after the writes, so an offset is never committed ahead of its table writes.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, MutableMapping
+from itertools import islice
+from typing import cast
+
+# Values kept after they are written, for the batches after: a deadline
+# bucket or cursor is read again by the next batch, a dispatch by its next event.
+WRITTEN_KEPT = 20_000
+_NOT_KEPT = object()
 
 
 class WriteBack(MutableMapping[str, bytes]):
-    def __init__(self, store: Mapping[str, bytes]) -> None:
+    def __init__(self, store: Mapping[str, bytes], kept: int = WRITTEN_KEPT) -> None:
         # Where a miss is read from: the table's store (one RocksDB lookup,
         # where the faust table asks whether the key exists, then reads it).
         self.store = store
@@ -28,11 +35,19 @@ class WriteBack(MutableMapping[str, bytes]):
         self.partition = 0
         # key -> (value, or None for a deletion; partition of the event that wrote it)
         self._pending: dict[str, tuple[bytes | None, int]] = {}
+        # key -> value last written (None: deleted), oldest first. Only
+        # this process writes the store while it owns the partition; the
+        # caller calls ``forget`` when ownership may have changed (a rebalance).
+        self._written: dict[str, bytes | None] = {}
+        self._kept = kept
 
     def get(self, key: str, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
         hit = self._pending.get(key)
         if hit is not None:
             return hit[0] if hit[0] is not None else default
+        written = self._written.get(key, _NOT_KEPT)
+        if written is not _NOT_KEPT:
+            return cast(bytes | None, written) if written is not None else default
         return self.store.get(key, default)
 
     def __getitem__(self, key: str) -> bytes:
@@ -72,9 +87,20 @@ class WriteBack(MutableMapping[str, bytes]):
             for key, (value, written_on) in self._pending.items()
             if written_on == partition
         ]
-        for key, _ in taken:
+        written = self._written
+        for key, value in taken:
             del self._pending[key]
+            written.pop(key, None)  # re-inserted as the newest
+            written[key] = value
+        if len(written) > self._kept:
+            for key in list(islice(written, len(written) - self._kept)):
+                del written[key]
         return taken
+
+    def forget(self) -> None:
+        """Drop the values kept from earlier batches: the store may have been
+        written by another owner of the partition, or restored, since."""
+        self._written.clear()
 
     def discard(self) -> None:
         self._pending.clear()

@@ -36,19 +36,21 @@ class FakeProducer:
         return future
 
     async def partitions_for(self, topic: str) -> set[int]:
-        return {0, 1, 2, 3}
+        return {0, 1, 2} if topic.endswith("three") else {0, 1, 2, 3}
 
 
 async def test_keyed_records_go_where_the_default_partitioner_puts_them() -> None:
     producer = FakeProducer()
     outbox = Outbox(producer, lambda _: None)
     keys = [f"dispatch-{n}".encode() for n in range(20)]
-    for key in keys:
-        await outbox.add("t.send", key, b"v-" + key)
+    for topic in ("t.send", "t.three"):  # a key placed before, on another topic
+        for key in keys:
+            await outbox.add(topic, key, b"v-" + key)
     await outbox.send_all()
-    placed = {key: p for _, p, records in producer.sent for key, _ in records if key}
-    expected = {key: DefaultPartitioner()(key, [0, 1, 2, 3], [0, 1, 2, 3]) for key in keys}
-    assert placed == expected
+    for topic, partitions in (("t.send", [0, 1, 2, 3]), ("t.three", [0, 1, 2])):
+        placed = {k: p for t, p, records in producer.sent for k, _ in records if t == topic}
+        expected = {key: DefaultPartitioner()(key, partitions, partitions) for key in keys}
+        assert placed == expected
 
 
 async def test_order_is_kept_per_partition_across_full_batches() -> None:
