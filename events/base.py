@@ -40,10 +40,13 @@ def uuid_of(text: str) -> uuid.UUID:
     return uuid.UUID(text)
 
 
+_SAFE_UNKNOWN = uuid.SafeUUID.unknown  # an enum member: slow to look up each time
+
+
 def _uuid_from_int(value: int) -> uuid.UUID:
     made = object.__new__(uuid.UUID)
     object.__setattr__(made, "int", value)
-    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    object.__setattr__(made, "is_safe", _SAFE_UNKNOWN)
     return made
 
 

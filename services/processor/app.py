@@ -161,8 +161,13 @@ def build_app(config: ProcessorConfig) -> faust.App:
     own_decision = [ORIGIN_HEADER]
 
     async def produce(result: Result, partition: int) -> None:
+        # A result's outputs are mostly about one dispatch: its key made once.
+        last: tuple[Any, bytes | None] = (None, None)
         for output in result.outputs:
-            key = str(output.dispatch_uuid).encode() if hasattr(output, "dispatch_uuid") else None
+            dispatch = getattr(output, "dispatch_uuid", None)
+            if dispatch is not last[0]:
+                last = (dispatch, str(dispatch).encode() if dispatch is not None else None)
+            key = last[1]
             if isinstance(output, SendMessage):
                 await emit(topics.send, key, encode(output))
             elif isinstance(output, DeliverWebhook):
