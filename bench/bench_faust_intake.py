@@ -1,5 +1,5 @@
-"""How fast a faust agent takes in queued events, by broker fetch wait, and
-with the processor's own decisions dropped while decoding.
+"""How fast a faust agent takes in queued events: by broker fetch wait, and
+by how the processor's own decisions are dropped.
 
     KAFKA_BOOTSTRAP=127.0.0.1:9092 .venv/bin/python bench/bench_faust_intake.py \\
         [--events 100000] [--waits 1500,100]
@@ -9,8 +9,11 @@ decisions and one unmarked last event, then for each fetch wait runs a faust
 worker (the processor's settings) whose agent counts what reaches it:
 
 - ``deliver``: a plain faust topic, every event reaches the agent;
-- ``skip``: the processor's ``EventsTopic``, marked events are dropped while
-  faust decodes them (``services/processor/intake.py``).
+- ``skip``: marked events are dropped while faust decodes them, one by one
+  (how the previous revision of the processor did it);
+- ``gather``: the processor's intake (``services/processor/intake.py``): a
+  fetch's records of the partition reach the agent as one faust message,
+  marked ones left out by their header.
 
 1,500 ms is the wait faust itself passes to aiokafka; the processor uses 100.
 Each line gives events/s from the first event decoded to the last one, and
@@ -38,9 +41,43 @@ from services.kafka import (
     KafkaSettings,
     make_producer,
 )
-from services.processor.intake import ORIGIN_HEADER, EventsTopic, shorten_fetch_wait
+from services.processor.intake import (
+    ORIGIN_HEADER,
+    EventsTopic,
+    FetchedRecords,
+    gather_fetches,
+    shorten_fetch_wait,
+)
 
 LAST = b"last"
+
+
+def decode_skipping_topic() -> Any:
+    """A faust topic that refuses marked messages while decoding them (faust
+    acknowledges a message refused there)."""
+    import faust
+    from faust.exceptions import ValueDecodeError
+
+    class OwnDecision(ValueDecodeError):
+        pass
+
+    class DecodeSkippingTopic(faust.Topic):
+        def _compile_decode(self) -> None:
+            super()._compile_decode()
+            decode = self.decode
+
+            async def skip(message: Any, *, propagate: bool = False) -> Any:
+                if message.headers and ORIGIN_HEADER in message.headers:
+                    raise OwnDecision()
+                return await decode(message, propagate=propagate)
+
+            self.decode = skip  # type: ignore[method-assign]
+
+        async def on_value_decode_error(self, exc: Exception, message: Any) -> None:
+            if not isinstance(exc, OwnDecision):
+                await super().on_value_decode_error(exc, message)
+
+    return DecodeSkippingTopic
 
 
 def worker(topic: str, mode: str, wait_ms: int, events: int) -> None:
@@ -51,7 +88,9 @@ def worker(topic: str, mode: str, wait_ms: int, events: int) -> None:
     app = processor_like_app(f"intake-{topic}-{mode}-{wait_ms}")
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "value_serializer": "raw"}
     clock: dict[str, float] = {}
-    base: Any = EventsTopic if mode == "skip" else faust.Topic
+    if mode == "gather":
+        gather_fetches(topic)
+    base: Any = {"skip": decode_skipping_topic(), "gather": EventsTopic}.get(mode, faust.Topic)
 
     class Timed(base):  # type: ignore[misc, valid-type]
         """Starts the clock at the first message faust decodes."""
@@ -73,7 +112,10 @@ def worker(topic: str, mode: str, wait_ms: int, events: int) -> None:
     async def count(stream: Any) -> None:
         async for batch in stream.take_events(1000, within=0.002):
             for event in batch:
-                if event.value == LAST:
+                value = event.value
+                if isinstance(value, FetchedRecords):
+                    value = value.records[-1].value if value.records else None
+                if value == LAST:
                     wall = time.perf_counter() - clock["wall"]
                     cpu = time.process_time() - clock["cpu"]
                     print(
@@ -121,7 +163,7 @@ def main() -> None:
     asyncio.run(fill(settings, topic, args.events))
     print(f"{args.events} queued events on one partition")
     for wait_ms in (int(w) for w in args.waits.split(",")):
-        for mode in ("deliver", "skip"):
+        for mode in ("deliver", "skip", "gather"):
             command = [sys.executable, __file__, "--events", str(args.events)]
             run = subprocess.run(
                 [*command, "--worker", topic, mode, str(wait_ms)],

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from faust.exceptions import ValueDecodeError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ack_lock
 
@@ -45,10 +44,6 @@ from services.processor import metrics
 # Marks the processor's own decisions on dispatch.events.
 ORIGIN_HEADER = ("dispatch-origin", b"processor")
 FETCH_MAX_WAIT_MS = 100
-
-
-class OwnDecision(ValueDecodeError):
-    """Not an error: the message is one of the processor's own decisions."""
 
 
 @dataclass(slots=True)
@@ -96,7 +91,8 @@ def gather(topic: str, partition: int, fetched: Sequence[Any], first_offset: int
 
 
 class EventsTopic(faust.Topic):
-    """``dispatch.events`` as the agent reads it: one event per ``FetchedRecords``."""
+    """``dispatch.events`` as the agent reads it: one event per ``FetchedRecords``
+    (faust's value decoding would try to deserialize the object)."""
 
     def _compile_decode(self) -> None:
         super()._compile_decode()
@@ -106,19 +102,9 @@ class EventsTopic(faust.Topic):
         async def decode_fetched(message: Any, *, propagate: bool = False) -> Any:
             if isinstance(message.value, FetchedRecords):
                 return create_event(None, message.value, {}, message)
-            # Only if fetches were not gathered (see ``gather_fetches``).
-            headers = message.headers
-            if headers and ORIGIN_HEADER in headers:
-                metrics.ECHOES_SKIPPED.inc()
-                raise OwnDecision()
             return await decode(message, propagate=propagate)
 
         self.decode = decode_fetched  # type: ignore[method-assign]
-
-    async def on_value_decode_error(self, exc: Exception, message: Any) -> None:
-        if isinstance(exc, OwnDecision):
-            return  # acknowledged by faust already; nothing to report
-        await super().on_value_decode_error(exc, message)
 
 
 _create_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from aiokafka.structs import ConsumerRecord
-from faust.types import TP, Message
+from faust.types import TP
 
 from services.processor import intake
 from services.processor.app import build_app
@@ -18,16 +18,11 @@ from services.processor.intake import (
     ORIGIN_HEADER,
     EventsTopic,
     FetchedRecords,
-    OwnDecision,
     acknowledge_fetched,
 )
 
 TOPIC = "dispatch.events"  # ProcessorConfig's default events topic
 EVENTS = TP(TOPIC, 0)
-
-
-def message(value: bytes, headers: list[tuple[str, bytes]] | None) -> Message:
-    return Message(TOPIC, 0, 7, 0.0, 0, headers, b"k", value, None, tp=EVENTS)
 
 
 def record(offset: int, echo: bool = False, topic: str = TOPIC) -> ConsumerRecord[Any, Any]:
@@ -116,15 +111,3 @@ async def test_records_already_read_are_not_handed_over_again(
     fetch_returns(monkeypatch, {EVENTS: [record(offset) for offset in range(10, 15)]})
     (gathered,) = (await app.consumer._getmany(None, 0.1))[EVENTS]
     assert [r.offset for r in gathered.records] == [12, 13, 14]
-
-
-async def test_own_decisions_in_an_ungathered_message_are_dropped_while_decoding(
-    app: Any,
-) -> None:
-    topic = events_topic(app)
-    with pytest.raises(OwnDecision):
-        await topic.decode(message(b"decision", [ORIGIN_HEADER]), propagate=True)
-    event = await topic.decode(message(b"input", [("other", b"x")]), propagate=True)
-    assert event.value == b"input"
-    # Dropping one is not an error: nothing is raised into the agent's stream.
-    await topic.on_value_decode_error(OwnDecision(), message(b"decision", [ORIGIN_HEADER]))
