@@ -28,6 +28,7 @@ ECHOES_SKIPPED = Counter(
 )
 BATCH_SIZE = Histogram(
     "dispatch_processor_batch_events",
-    "Events per batch folded by the agent.",
-    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+    "Events per batch folded by the agent (own decisions read back not counted).",
+    # A batch is up to 16 fetches of up to 1,000 records (see app.py).
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 16000),
 )
