@@ -9,7 +9,8 @@ every final report. Prints:
 
 - dispatches/s from the first POST to the last final report received;
 - p50/p99 from POST to the first provider call (the simulator's arrival time)
-  and from POST to the final report;
+  and from POST to the final report (``--concurrency 1 --wait-each``: one
+  dispatch at a time, each posted once the one before has its final report);
 - the CPU share of each process (and the broker) over the run.
 
 Baseline, measured in the same run on the same broker: the bare minimum a
@@ -83,7 +84,9 @@ def broker_pid(bootstrap: str) -> int | None:
     return int(pidfile.read_text()) if pidfile.exists() else None
 
 
-async def run_pipeline(stack: Stack, count: int, concurrency: int) -> dict[str, object]:
+async def run_pipeline(
+    stack: Stack, count: int, concurrency: int, wait_each: bool = False
+) -> dict[str, object]:
     app = stack.create_app("bench")
     receiver = stack.receiver
     posted_at: dict[str, float] = {}
@@ -130,6 +133,9 @@ async def run_pipeline(stack: Stack, count: int, concurrency: int) -> dict[str, 
                 )
                 if r.status_code == 202:
                     posted_at[r.json()["dispatch_uuid"]] = sent
+                    if wait_each:
+                        # One dispatch at a time: its latency without a queue.
+                        await wait_for_finals(stack, [r.json()["dispatch_uuid"]], timeout=60)
                 else:
                     print("refused", r.status_code, r.text[:200])
 
@@ -226,6 +232,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--wait-each",
+        action="store_true",
+        help="each poster waits for its dispatch's final report before the next POST",
+    )
     parser.add_argument("--speed", default="20", help="SIMULATOR_SPEED (20: delivered after 50 ms)")
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
@@ -244,7 +255,7 @@ async def main() -> None:
             stack = Stack(settings=settings, tmp=Path(tmp), receiver=receiver)
             try:
                 await asyncio.to_thread(stack.start_all)
-                result = await run_pipeline(stack, args.count, args.concurrency)
+                result = await run_pipeline(stack, args.count, args.concurrency, args.wait_each)
             finally:
                 await asyncio.to_thread(stack.stop_all)
 
