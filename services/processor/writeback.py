@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, MutableMapping
 from itertools import islice
-from typing import cast
 
 # Values kept after they are written, for the batches after: a deadline
 # bucket or cursor is read again by the next batch, a dispatch by its next
@@ -26,7 +25,6 @@ from typing import cast
 # 220 MiB of RSS with 300,000 timers pending (the buckets' chunks are a few
 # KiB each), 4,096 keep the hot keys.
 WRITTEN_KEPT = 4_096
-_NOT_KEPT = object()
 
 
 class WriteBack(MutableMapping[str, bytes]):
@@ -48,9 +46,9 @@ class WriteBack(MutableMapping[str, bytes]):
         hit = self._pending.get(key)
         if hit is not None:
             return hit[0] if hit[0] is not None else default
-        written = self._written.get(key, _NOT_KEPT)
-        if written is not _NOT_KEPT:
-            return cast(bytes | None, written) if written is not None else default
+        if key in self._written:
+            written = self._written[key]
+            return written if written is not None else default
         return self.store.get(key, default)
 
     def __getitem__(self, key: str) -> bytes:
@@ -104,6 +102,3 @@ class WriteBack(MutableMapping[str, bytes]):
         """Drop the values kept from earlier batches: the store may have been
         written by another owner of the partition, or restored, since."""
         self._written.clear()
-
-    def discard(self) -> None:
-        self._pending.clear()
