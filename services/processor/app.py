@@ -45,7 +45,7 @@ from events.commands import DeliverWebhook, SendMessage
 from events.dispatch import Tick
 from services.kafka import track_topics
 from services.processor import metrics
-from services.processor.changelog import TableWriter
+from services.processor.changelog import TableWriter, table_reader
 from services.processor.config import TABLES, ProcessorConfig
 from services.processor.engine import Result, Stores, process
 from services.processor.intake import (
@@ -136,7 +136,7 @@ def build_app(config: ProcessorConfig) -> faust.App:
     # In TABLES order, timers before dispatches: a dispatch whose state reached
     # the changelog has its deadlines there too (a redelivery relies on it).
     tables = [table(name) for name in TABLES]
-    caches = [WriteBack(t.data) for t in tables]
+    caches = [WriteBack(table_reader(t)) for t in tables]
     stores = Stores(buckets=caches[0], cursors=caches[1], dispatches=caches[2])
 
     def delivered(future: Any) -> None:
@@ -171,6 +171,12 @@ def build_app(config: ProcessorConfig) -> faust.App:
         await emit(topics.dead_letters, None, value, headers=headers)
 
     own_decision = [ORIGIN_HEADER]
+    # Partition of a command keyed by its dispatch, on dispatch.send and
+    # dispatch.webhooks, when they have as many partitions as dispatch.events:
+    # the dispatch's own partition there, which is where the default
+    # partitioner (murmur2 of the same key) puts it, without hashing the key
+    # in Python for every command. Learnt at the first batch.
+    aligned: dict[str, bool] = {topics.send: False, topics.webhooks: False}
 
     async def produce(result: Result, partition: int) -> None:
         # A result's outputs are mostly about one dispatch: its key made once.
@@ -181,9 +187,11 @@ def build_app(config: ProcessorConfig) -> faust.App:
                 last = (dispatch, str(dispatch).encode() if dispatch is not None else None)
             key = last[1]
             if isinstance(output, SendMessage):
-                await emit(topics.send, key, encode(output))
+                home = partition if aligned[topics.send] else None
+                await emit(topics.send, key, encode(output), home)
             elif isinstance(output, DeliverWebhook):
-                await emit(topics.webhooks, key, encode(output))
+                home = partition if aligned[topics.webhooks] else None
+                await emit(topics.webhooks, key, encode(output), home)
             else:
                 # Decisions stay on the dispatch's own partition, next to its history.
                 await emit(topics.events, key, encode(output), partition, own_decision)
@@ -212,7 +220,7 @@ def build_app(config: ProcessorConfig) -> faust.App:
             log.exception("processing failed at %s@%d", partition, offset)
             await dead_letter(value, f"processing failed: {exc!r}", partition, offset)
             return
-        metrics.EVENTS_PROCESSED.labels(decoded.type).inc()
+        metrics.count_processed(decoded.type)
         if result.rejected is not None:
             await dead_letter(value, result.rejected, partition, offset)
             return
@@ -257,6 +265,9 @@ def build_app(config: ProcessorConfig) -> faust.App:
         written += [config.changelog_topic(name) for name in TABLES]
         kafka_producer = cast(Any, app.producer)._ensure_producer()
         await track_topics(kafka_producer, written)
+        events_partitions = await kafka_producer.partitions_for(topics.events)
+        for topic in aligned:
+            aligned[topic] = await kafka_producer.partitions_for(topic) == events_partitions
         outbox = Outbox(kafka_producer, delivered)
         outboxes.append(outbox)
         writers.extend(TableWriter(t, outbox) for t in tables)

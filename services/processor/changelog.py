@@ -11,20 +11,47 @@ batch when the broker has it. faust restores tables, standbys included, from
 these records as from its own: its restore writes a record's key and value
 bytes into the store unchanged, which is what the store holds here too.
 
-Writes still need the partition's event as faust's current event (the store
-picks the partition's RocksDB by it); the agent writes one partition at a time
-that way.
+Reads and writes go to the partition's RocksDB directly (``table_reader``,
+``TableWriter``): faust's store would pick it by the current event, at the
+cost of a context lookup and a key-index update per key. ``memory://`` (unit
+tests) goes through faust's table, which needs the partition's event as the
+current one: the agent writes one partition at a time that way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from faust.stores.base import SerializedStore
+import rocksdict
+from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 
 from services.processor.outbox import Outbox
+from services.processor.writeback import Reader
+
+
+def _rocksdict_store(store: Any) -> bool:
+    return isinstance(store, RocksDBStore) and store.use_rocksdict
+
+
+def table_reader(table: Any) -> Reader:
+    """``read(key, partition)``: the table's value for ``key`` in the store of
+    ``partition``, or None. For RocksDB, one lookup in the partition's
+    database, as faust's table makes it for an event of that partition, without
+    its current-event lookup, KeyError and key-index bookkeeping per read."""
+    store = table.data
+    if not _rocksdict_store(store):
+        # ``memory://`` keeps keys unserialized in one dict: faust's own path (tests).
+        return lambda key, partition: store.get(key)
+    encode_key, decode_value = store._encode_key, store._decode_value
+    database = store._db_for_partition
+
+    def read(key: str, partition: int) -> bytes | None:
+        raw = database(partition).get(encode_key(key))
+        return None if raw is None else cast(bytes, decode_value(raw))
+
+    return read
 
 
 class TableWriter:
@@ -38,7 +65,7 @@ class TableWriter:
     async def write(self, partition: int, changes: Sequence[tuple[str, bytes | None]]) -> None:
         """Write ``changes`` (a value of None deletes the key) for ``partition``."""
         store = self._store
-        if not isinstance(store, SerializedStore):
+        if not _rocksdict_store(store):
             # ``memory://`` keeps keys unserialized: faust's own path (tests).
             for key, value in changes:
                 if value is not None:
@@ -46,14 +73,23 @@ class TableWriter:
                 elif key in self._table:
                     del self._table[key]
             return
+        # One RocksDB write for the batch's changes of this partition (what
+        # faust's own changelog restore does), instead of a put per key; made
+        # before the changelog records go out, so the persisted offset that
+        # their acknowledgement sets never runs ahead of the store.
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        records: list[tuple[bytes, bytes | None]] = []
         for key, value in changes:
             key_bytes = store._encode_key(key)
             value_bytes: bytes | None = None
             if value is None:
-                store._del(key_bytes)
+                batch.delete(key_bytes)
             else:
                 value_bytes = store._encode_value(value)
-                store._set(key_bytes, value_bytes)
+                batch.put(key_bytes, value_bytes)
+            records.append((key_bytes, value_bytes))
+        store._db_for_partition(partition).write(batch)
+        for key_bytes, value_bytes in records:
             await self._outbox.add(self._topic, key_bytes, value_bytes, partition)
 
     def _written(self, partition: int, offset: int) -> None:

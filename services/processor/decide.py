@@ -179,14 +179,16 @@ def start_step(state: DispatchState, step: int, at: datetime, deadline: datetime
             command_id=command,
             deadline_at=deadline,
         ),
-        send_command(state, step, at),
+        send_command(state, step, at, command),
     ]
 
 
-def send_command(state: DispatchState, step: int, at: datetime) -> SendMessage:
+def send_command(
+    state: DispatchState, step: int, at: datetime, command: uuid.UUID | None = None
+) -> SendMessage:
     message = {k: v for k, v in state.workflow[step].items() if k != "failover"}
     return SendMessage(
-        event_id=command_id(state.dispatch_uuid, step),
+        event_id=command or command_id(state.dispatch_uuid, step),
         dispatch_uuid=uuid_of(state.dispatch_uuid),
         occurred_at=at,
         application_id=state.application_id,

@@ -11,9 +11,9 @@ from services.processor.state import DispatchState, StepState
 
 def seed_timestamp(moment: datetime) -> str:
     """``2020-01-01T14:00:00.000Z``: UTC, milliseconds, as the seed writes it."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{moment.microsecond // 1000:03d}Z"
-    )
+    # isoformat of the naive UTC time: C code, several times faster than strftime.
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="milliseconds") + "Z"
 
 
 def workflow_link(dispatch_uuid: str) -> dict[str, Any]:

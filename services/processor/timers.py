@@ -100,9 +100,13 @@ def schedule(
     filed = int(raw_count) if raw_count is not None else 0
     key = chunk_key(partition, second, filed // CHUNK)
     raw_chunk = buckets.get(key)
-    entries: list[list[object]] = orjson.loads(raw_chunk) if raw_chunk is not None else []
-    entries.append([dispatch_uuid, step, deadline.isoformat()])
-    buckets[key] = orjson.dumps(entries)
+    entry = orjson.dumps([dispatch_uuid, step, deadline.isoformat()])
+    # A chunk is a JSON array: the entry is appended to its bytes, not parsed
+    # and re-encoded with the up to CHUNK entries already there.
+    if raw_chunk is None or raw_chunk == b"[]":
+        buckets[key] = b"[" + entry + b"]"
+    else:
+        buckets[key] = raw_chunk[:-1] + b"," + entry + b"]"
     buckets[counter] = str(filed + 1).encode()
     if cursor.next_second is None or second < cursor.next_second:
         cursor.next_second = second

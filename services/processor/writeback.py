@@ -7,17 +7,21 @@ batch instead of once per event. A dispatch folded three times in a batch, the
 same deadline counter bumped by a hundred timers, the partition's cursor: one
 table write (one RocksDB put, one changelog record) each.
 
-Every write remembers the partition of the event that made it, because a
-faust table's store writes into the RocksDB of the *current* event's
-partition: the agent writes one partition at a time with an event of that
-partition as the current one. The events of a batch are acknowledged only
-after the writes, so an offset is never committed ahead of its table writes.
+Reads and writes are per partition (the caller sets ``partition`` before
+each event), because a table keeps a RocksDB and a changelog partition per
+partition of its input: a miss is read from that partition's store, and a
+write is handed over with the partition of the event that made it. The
+events of a batch are acknowledged only after the writes, so an offset is
+never committed ahead of its table writes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from itertools import islice
+
+# ``read(key, partition)``: a key's value in the table, or None.
+Reader = Callable[[str, int], bytes | None]
 
 # Values kept after they are written, for the batches after: a deadline
 # bucket or cursor is read again by the next batch, a dispatch by its next
@@ -28,10 +32,10 @@ WRITTEN_KEPT = 4_096
 
 
 class WriteBack(MutableMapping[str, bytes]):
-    def __init__(self, store: Mapping[str, bytes], kept: int = WRITTEN_KEPT) -> None:
-        # Where a miss is read from: the table's store (one RocksDB lookup,
-        # where the faust table asks whether the key exists, then reads it).
-        self.store = store
+    def __init__(self, read: Reader, kept: int = WRITTEN_KEPT) -> None:
+        # Where a miss is read from: ``read(key, partition)``, the table's
+        # store of that partition (``changelog.table_reader``).
+        self._read = read
         # Partition of the event being folded: set by the caller before each event.
         self.partition = 0
         # key -> (value, or None for a deletion; partition of the event that wrote it)
@@ -49,7 +53,8 @@ class WriteBack(MutableMapping[str, bytes]):
         if key in self._written:
             written = self._written[key]
             return written if written is not None else default
-        return self.store.get(key, default)
+        value = self._read(key, self.partition)
+        return value if value is not None else default
 
     def __getitem__(self, key: str) -> bytes:
         value = self.get(key)
@@ -66,15 +71,12 @@ class WriteBack(MutableMapping[str, bytes]):
         self._pending[key] = (None, self.partition)
 
     def __iter__(self) -> Iterator[str]:
-        for key, (value, _) in self._pending.items():
-            if value is not None:
-                yield key
-        for key in self.store:
-            if key not in self._pending:
-                yield key
+        # Nothing walks a table's keys (the deadline index is keyed so that a
+        # tick reads only what is due); listing the store's would mean a scan.
+        raise TypeError("a write-back cache does not list its store's keys")
 
     def __len__(self) -> int:
-        return sum(1 for _ in self)
+        raise TypeError("a write-back cache does not count its store's keys")
 
     def partitions(self) -> set[int]:
         """Partitions with writes not yet flushed."""

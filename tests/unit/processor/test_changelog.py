@@ -15,7 +15,7 @@ from faust.streams import _current_event
 from faust.types import TP
 
 from services.processor.app import build_app
-from services.processor.changelog import TableWriter
+from services.processor.changelog import TableWriter, table_reader
 from services.processor.config import ProcessorConfig
 from services.processor.outbox import Outbox
 from tests.unit.processor.test_outbox import FakeProducer
@@ -67,3 +67,12 @@ async def test_writes_reach_the_store_and_the_changelog_as_faust_would_write_the
     # Where a restore resumes: the last record's offset, once acknowledged.
     await asyncio.sleep(0)  # the batch's callbacks
     assert store.persisted_offset(TP(topic.get_topic_name(), PARTITION)) == 2
+
+
+async def test_the_reader_reads_what_was_written_in_that_partitions_store(table: Any) -> None:
+    writer = TableWriter(table, Outbox(FakeProducer(), lambda _: None))
+    await writer.write(PARTITION, [("dispatch-a", b'{"step": 1}')])
+    read = table_reader(table)
+    assert read("dispatch-a", PARTITION) == b'{"step": 1}'
+    assert read("dispatch-a", PARTITION + 1) is None  # another partition's store
+    assert read("dispatch-b", PARTITION) is None

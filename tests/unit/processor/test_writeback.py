@@ -14,9 +14,9 @@ class CountingStore(UserDict[str, bytes]):
         super().__init__()
         self.reads = 0
 
-    def get(self, key: str, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+    def read(self, key: str, partition: int) -> bytes | None:
         self.reads += 1
-        return self.data.get(key, default)
+        return self.data.get(key)
 
 
 def write_through(cache: WriteBack, store: CountingStore, partition: int) -> None:
@@ -29,7 +29,7 @@ def write_through(cache: WriteBack, store: CountingStore, partition: int) -> Non
 
 def test_a_batch_reads_its_own_writes_and_hands_each_key_over_once() -> None:
     store = CountingStore()
-    cache = WriteBack(store)
+    cache = WriteBack(store.read)
     cache.partition = 1
     cache["a"] = b"1"
     cache["a"] = b"2"
@@ -44,7 +44,7 @@ def test_a_batch_reads_its_own_writes_and_hands_each_key_over_once() -> None:
 def test_written_values_and_deletions_are_read_from_the_cache_until_forgotten() -> None:
     store = CountingStore()
     store.data["gone"] = b"old"
-    cache = WriteBack(store)
+    cache = WriteBack(store.read)
     cache["kept"] = b"v"
     del cache["gone"]
     write_through(cache, store, 0)
@@ -60,7 +60,7 @@ def test_written_values_and_deletions_are_read_from_the_cache_until_forgotten() 
 
 def test_only_the_newest_written_values_are_kept() -> None:
     store = CountingStore()
-    cache = WriteBack(store, kept=3)
+    cache = WriteBack(store.read, kept=3)
     for n in range(5):
         cache[f"k{n}"] = b"v"
         write_through(cache, store, 0)
