@@ -40,6 +40,21 @@ def uuid_of(text: str) -> uuid.UUID:
     return uuid.UUID(text)
 
 
+_TEXTS: dict[int, str] = {}
+_TEXTS_MAX = 8192
+
+
+def uuid_text(value: uuid.UUID) -> str:
+    """``str(value)``, remembered: the processor names a dispatch by its text
+    several times per event (``UUID.__str__`` formats it in Python each time)."""
+    text = _TEXTS.get(value.int)
+    if text is None:
+        if len(_TEXTS) >= _TEXTS_MAX:
+            _TEXTS.clear()
+        text = _TEXTS[value.int] = str(value)
+    return text
+
+
 _SAFE_UNKNOWN = uuid.SafeUUID.unknown  # an enum member: slow to look up each time
 
 

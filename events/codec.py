@@ -56,7 +56,9 @@ class UndecodableMessage(ValueError):
 
 
 def encode(message: Message) -> bytes:
-    return orjson.dumps(message.model_dump(mode="python", by_alias=True))
+    # pydantic-core's own JSON serializer: no intermediate dict (times are
+    # written RFC 3339 with "Z" for UTC).
+    return message.__pydantic_serializer__.to_json(message, by_alias=True)
 
 
 def to_json(value: Any) -> bytes:
@@ -70,11 +72,13 @@ def from_json(data: bytes | str) -> Any:
 
 def _decode(adapter: TypeAdapter[Any], data: bytes) -> Any:
     try:
-        return adapter.validate_python(orjson.loads(data))
-    except orjson.JSONDecodeError as exc:
-        raise UndecodableMessage(f"not JSON: {exc}") from exc
+        # Parsed and validated in one pass by pydantic-core (no intermediate dict).
+        return adapter.validate_json(data)
     except ValidationError as exc:
-        raise UndecodableMessage(f"no known schema matches: {exc.errors()[:3]}") from exc
+        errors = exc.errors()
+        if errors and errors[0]["type"] == "json_invalid":
+            raise UndecodableMessage(f"not JSON: {errors[0]['msg']}") from exc
+        raise UndecodableMessage(f"no known schema matches: {errors[:3]}") from exc
 
 
 def decode_event(data: bytes) -> LogEvent:

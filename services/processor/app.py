@@ -39,7 +39,7 @@ import faust
 from faust.streams import _current_event
 from faust.types import TP, EventT
 
-from events.base import utcnow
+from events.base import utcnow, uuid_text
 from events.codec import UndecodableMessage, decode_event, encode
 from events.commands import DeliverWebhook, SendMessage
 from events.dispatch import Tick
@@ -184,7 +184,7 @@ def build_app(config: ProcessorConfig) -> faust.App:
         for output in result.outputs:
             dispatch = getattr(output, "dispatch_uuid", None)
             if dispatch is not last[0]:
-                last = (dispatch, str(dispatch).encode() if dispatch is not None else None)
+                last = (dispatch, uuid_text(dispatch).encode() if dispatch is not None else None)
             key = last[1]
             if isinstance(output, SendMessage):
                 home = partition if aligned[topics.send] else None

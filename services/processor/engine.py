@@ -20,7 +20,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from events.base import deterministic_id, uuid_of
+from events.base import deterministic_id, uuid_of, uuid_text
 from events.codec import LogEvent
 from events.dispatch import (
     MessageSendFailed,
@@ -71,10 +71,14 @@ def load(stores: Stores, dispatch_uuid: str) -> DispatchState | None:
     return decode_state(raw) if raw is not None else None
 
 
+def save(stores: Stores, dispatch_uuid: str, state: DispatchState) -> None:
+    stores.dispatches[dispatch_uuid] = encode_state(state)
+
+
 def process(stores: Stores, partition: int, offset: int, event: LogEvent, policy: Policy) -> Result:
     if isinstance(event, Tick):
         return _tick(stores, partition, offset, event, policy)
-    dispatch_uuid = str(event.dispatch_uuid)
+    dispatch_uuid = uuid_text(event.dispatch_uuid)
     raw_before = stores.dispatches.get(dispatch_uuid)
     state = decode_state(raw_before) if raw_before is not None else None
     if state is not None and offset <= state.last_offset:
@@ -90,7 +94,7 @@ def process(stores: Stores, partition: int, offset: int, event: LogEvent, policy
     outputs = decide(before_seen, state, event, policy)
     if outputs or raw_before is None or encode_state(state) != raw_before:
         state.last_offset = offset
-        stores.dispatches[dispatch_uuid] = encode_state(state)
+        save(stores, dispatch_uuid, state)
     # else: an echo of our own decision, or a duplicate: nothing changed, and
     # skipping the write (and its changelog record) is safe, since a
     # redelivery of this offset would only re-assert outputs with known ids.
@@ -105,7 +109,7 @@ def _arm(stores: Stores, partition: int, outputs: list[Output]) -> None:
                 stores.buckets,
                 stores.cursors,
                 partition,
-                str(output.dispatch_uuid),
+                uuid_text(output.dispatch_uuid),
                 output.step,
                 output.deadline_at,
             )
@@ -129,7 +133,7 @@ def _tick(stores: Stores, partition: int, offset: int, tick: Tick, policy: Polic
         outputs = on_deadline(state, entry.step, entry.deadline_at, tick.now, policy)
         if outputs:
             fired.append(entry)
-            stores.dispatches[entry.dispatch_uuid] = encode_state(state)
+            save(stores, entry.dispatch_uuid, state)
             _arm(stores, partition, outputs)
             result.outputs.extend(outputs)
     if not redelivered:

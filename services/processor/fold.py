@@ -12,6 +12,7 @@ Statuses never move the workflow by themselves; only decision events do
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 
 from events.base import deterministic_id
 from events.codec import LogEvent
@@ -31,7 +32,9 @@ from services.processor.payloads import final_report_payload
 from services.processor.state import DispatchState, StepState
 
 
+@lru_cache(maxsize=1024)
 def submission_timer_id(dispatch_uuid: str, step: int) -> uuid.UUID:
+    # Remembered: taken for the TimerScheduled, then again as it is folded.
     return deterministic_id(dispatch_uuid, step, "timer")
 
 
