@@ -84,9 +84,20 @@ class MessageIndex:
                         await self._progress.wait()
                     if found is not None or asked_at >= settled_at:
                         return self._refs.get(message_uuid)
-                    await asyncio.sleep(settled_at - asked_at)
+                    # Not on the log yet, and the sender may still be
+                    # appending it: look again after each of the follower's
+                    # fetches, answering as soon as it is read, until the
+                    # settle time has passed (then once more, to a log end
+                    # taken after it).
+                    await self._seen_or_settled(message_uuid, settled_at - asked_at)
         except TimeoutError:
             return self._refs.get(message_uuid)
+
+    async def _seen_or_settled(self, message_uuid: str, settle: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(settle):
+                while message_uuid not in self._refs:
+                    await self._progress.wait()
 
     async def _reached(self, targets: dict[TopicPartition, int]) -> bool:
         assert self._consumer is not None

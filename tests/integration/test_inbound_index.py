@@ -50,6 +50,36 @@ async def test_lookup_waits_for_a_submission_still_on_its_way(
         await producer.stop()
 
 
+async def test_a_lookup_answers_as_soon_as_the_late_submission_is_read(
+    kafka_settings: KafkaSettings,
+) -> None:
+    # A provider's callback that beats the sender's append must not wait out
+    # the whole settle time once the submission has been read: every status
+    # webhook and final report of that dispatch would be that much later.
+    producer = make_producer(kafka_settings)
+    await producer.start()
+    index = MessageIndex(kafka_settings, settle_s=4.0)
+    await index.start()
+    try:
+        await index.wait_caught_up(timeout=20)
+        dispatch = uuid.uuid4()
+        submitted = MessageSubmitted(
+            dispatch_uuid=dispatch, step=0, command_id=uuid.uuid4(), message_uuid="m-racing"
+        )
+        started = time.monotonic()
+        lookup = asyncio.create_task(index.lookup("m-racing", wait=10))
+        await asyncio.sleep(0.2)
+        await producer.send_and_wait(
+            kafka_settings.topics.events, encode(submitted), key=str(dispatch).encode()
+        )
+        ref = await lookup
+        assert ref is not None and ref.dispatch_uuid == dispatch
+        assert time.monotonic() - started < 2.0  # well before the 4 s settle time
+    finally:
+        await index.stop()
+        await producer.stop()
+
+
 async def test_a_fresh_index_knows_what_was_submitted_before_it_started(
     kafka_settings: KafkaSettings,
 ) -> None:
