@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.partitioner import murmur2
 
 from events.base import Message, utcnow
 from events.codec import decode_event, decode_send, decode_webhook, encode
@@ -67,6 +68,9 @@ class Watcher:
         self.sends: list[tuple[float, SendMessage]] = []
         self.webhooks: list[DeliverWebhook] = []
         self.events: list[Any] = []
+        # Commands not on the partition aiokafka's default partitioner picks
+        # for their key (the dispatch): consumers rely on one partition per dispatch.
+        self.misplaced: list[str] = []
         self._task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -90,6 +94,8 @@ class Watcher:
             batch = await self._consumer.getmany(timeout_ms=200)
             for records in batch.values():
                 for record in records:
+                    if record.topic in (t.send, t.webhooks):
+                        self._check_partition(record)
                     if record.topic == t.send:
                         self.sends.append((record.timestamp / 1000, decode_send(record.value)))
                     elif record.topic == t.webhooks:
@@ -99,6 +105,13 @@ class Watcher:
                             event = decode_event(record.value)
                             if event.type != "Tick":
                                 self.events.append(event)
+
+    def _check_partition(self, record: Any) -> None:
+        expected = (murmur2(record.key) & 0x7FFFFFFF) % self.settings.partitions
+        if record.partition != expected:
+            self.misplaced.append(
+                f"{record.topic}[{record.partition}] key {record.key!r}: expected {expected}"
+            )
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -41,6 +41,7 @@ async def rig(
     processor.wait_for_log("Worker]: Ready", timeout=60)
     try:
         yield driver, watcher
+        assert watcher.misplaced == []
     finally:
         await watcher.stop()
         await driver.stop()
