@@ -1,7 +1,8 @@
 """Fold throughput: events/s through the real processor, beside a raw aiokafka
 consume-and-produce loop over the same topic in the same run.
 
-    KAFKA_BOOTSTRAP=127.0.0.1:9092 .venv/bin/python bench/bench_processor.py [--dispatches N]
+    KAFKA_BOOTSTRAP=127.0.0.1:9092 .venv/bin/python bench/bench_processor.py \
+        [--dispatches N] [--workers 2]
 
 Each dispatch is three input events (WorkflowRequested, MessageSubmitted, a
 `delivered` status), all produced before either side starts. The raw loop
@@ -154,15 +155,20 @@ def cpu_seconds(pid: int) -> float:
 async def output_window(
     settings: KafkaSettings,
     topics: list[str],
-    process: Process,
+    process: Process | list[Process],
     wanted: int,
     counts: Callable[[Any], bool],
     cpu: list[float] | None = None,
 ) -> float:
     """Seconds (broker timestamps) from the first record on ``topics`` to the
     ``wanted``-th record that ``counts``: what start-up costs is left out.
-    ``cpu`` gets the process's CPU seconds from its first output seen to the
-    last (read as the records arrive, so a little more than the window)."""
+    ``cpu`` gets the CPU seconds of the process(es) from its first output seen
+    to the last (read as the records arrive, so a little more than the window)."""
+    processes = process if isinstance(process, list) else [process]
+
+    def cpu_now() -> float:
+        return sum(cpu_seconds(p.popen.pid) for p in processes)
+
     consumer = AIOKafkaConsumer(
         *topics,
         bootstrap_servers=settings.bootstrap_servers,
@@ -178,7 +184,7 @@ async def output_window(
         while seen < wanted and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
             if first is None and batch and cpu is not None:
-                cpu.append(cpu_seconds(process.popen.pid))
+                cpu.append(cpu_now())
             for messages in batch.values():
                 for message in messages:
                     stamp = message.timestamp / 1000
@@ -186,11 +192,12 @@ async def output_window(
                     if counts(message):
                         seen += 1
                         last = max(last, stamp)
-            if not process.alive():
-                raise SystemExit(process.log()[-3000:])
+            for p in processes:
+                if not p.alive():
+                    raise SystemExit(p.log()[-3000:])
         assert first is not None and seen >= wanted, (seen, wanted)
         if cpu is not None:
-            cpu.append(cpu_seconds(process.popen.pid) - cpu.pop())
+            cpu.append(cpu_now() - cpu.pop())
         return last - first
     finally:
         await consumer.stop()
@@ -232,11 +239,78 @@ async def processor_run(settings: KafkaSettings, dispatches: int, inputs: int, s
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+async def processor_workers_run(
+    settings: KafkaSettings, dispatches: int, inputs: int, store: str, workers: int
+) -> float:
+    """The fold with ``workers`` processor processes sharing the partitions.
+    On topics of its own, with the inputs produced only once every worker is
+    up and the group has settled: a worker joining mid-run would stop the
+    others for a rebalance and measure that instead."""
+    settings = KafkaSettings(
+        bootstrap_servers=settings.bootstrap_servers,
+        partitions=settings.partitions,
+        topics=Topics.from_prefix(f"bench{uuid.uuid4().hex[:6]}."),
+    )
+    await ensure_topics(settings)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-processor-"))
+    processes = [
+        Process(
+            f"processor-{n}",
+            ["dispatch-processor"],
+            {
+                **kafka_env(settings),
+                "PROCESSOR_DATA_DIR": str(tmp / f"data-{n}"),
+                "PROCESSOR_METRICS_PORT": str(free_port()),
+                "PROCESSOR_STORE": store,
+                # INFO: the bench waits for faust's "Ready" line.
+                "PROCESSOR_LOG_LEVEL": "INFO",
+            },
+            tmp,
+        )
+        for n in range(workers)
+    ]
+    topics = settings.topics
+
+    def final_report(message: Any) -> bool:
+        return bool(
+            message.topic == topics.webhooks and decode_webhook(message.value).kind == "final"
+        )
+
+    try:
+        for process in processes:
+            process.wait_for_log("Worker]: Ready", timeout=90)
+        await asyncio.sleep(WORKERS_SETTLE_S)
+        cpu: list[float] = []
+        measuring = asyncio.create_task(
+            output_window(
+                settings, [topics.send, topics.webhooks], processes, dispatches, final_report, cpu
+            )
+        )
+        await produce_inputs(settings, dispatches)
+        window = await measuring
+        print(f"{workers} workers' CPU {1e6 * cpu[0] / inputs:.0f} us per input event")
+        return inputs / window
+    finally:
+        for process in processes:
+            process.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# After the last worker is ready: time for the group's last rebalance.
+WORKERS_SETTLE_S = 10.0
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dispatches", type=int, default=5000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--store", default="rocksdb://")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="also fold with this many processor processes (fresh topics, same inputs)",
+    )
     args = parser.parse_args()
     bootstrap = __import__("os").environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     settings = KafkaSettings(
@@ -259,6 +333,14 @@ async def main() -> None:
         f"ratio: {100 * folded / raw:.0f} % of the raw loop, "
         f"{100 * folded / bare:.0f} % of the bare faust agent"
     )
+    if args.workers > 1:
+        shared = await processor_workers_run(
+            settings, args.dispatches, inputs, args.store, args.workers
+        )
+        print(
+            f"processor, {args.workers} workers: {shared:,.0f} input events/s "
+            f"({100 * shared / raw:.0f} % of the one-process raw loop)"
+        )
 
 
 if __name__ == "__main__":
