@@ -75,17 +75,27 @@ def save(stores: Stores, dispatch_uuid: str, state: DispatchState) -> None:
     stores.dispatches[dispatch_uuid] = encode_state(state)
 
 
+def _rewrite(stores: Stores, dispatch_uuid: str, raw: bytes) -> None:
+    """Write a redelivered event's state again, unchanged. The local store is
+    written before the changelog record is acknowledged, so after a crash it
+    may hold a state the changelog never got; written again, its record goes
+    out again, and a later restore from the changelog does not find the
+    dispatch older than the offsets committed after this redelivery."""
+    stores.dispatches[dispatch_uuid] = raw
+
+
 def process(stores: Stores, partition: int, offset: int, event: LogEvent, policy: Policy) -> Result:
     if isinstance(event, Tick):
         return _tick(stores, partition, offset, event, policy)
     dispatch_uuid = uuid_text(event.dispatch_uuid)
     raw_before = stores.dispatches.get(dispatch_uuid)
     state = decode_state(raw_before) if raw_before is not None else None
-    if state is not None and offset <= state.last_offset:
+    if raw_before is not None and state is not None and offset <= state.last_offset:
         # Re-filing the timers too: the state may have reached the changelog
         # without the deadline index (a duplicate entry fires nothing twice).
         outputs = reassert(state, event, policy)
         _arm(stores, partition, outputs)
+        _rewrite(stores, dispatch_uuid, raw_before)
         return Result(outputs=outputs)
     before_seen = len(state.seen) if state is not None else 0
     state = apply(state, event)
@@ -128,6 +138,8 @@ def _tick(stores: Stores, partition: int, offset: int, tick: Tick, policy: Polic
         if redelivered:
             outputs = _reassert_timeout(state, entry.step, tick.now, policy)
             _arm(stores, partition, outputs)
+            if outputs:
+                _rewrite(stores, entry.dispatch_uuid, encode_state(state))
             result.outputs.extend(outputs)
             continue
         outputs = on_deadline(state, entry.step, entry.deadline_at, tick.now, policy)
