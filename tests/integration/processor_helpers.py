@@ -31,20 +31,19 @@ from tests.conftest import kafka_env
 from tests.processes import Process, free_port
 
 
+def processor_env(settings: KafkaSettings, data_dir: Path, **env: str) -> dict[str, str]:
+    return {
+        **kafka_env(settings),
+        "PROCESSOR_DATA_DIR": str(data_dir),
+        "PROCESSOR_METRICS_PORT": str(free_port()),
+        **env,
+    }
+
+
 def start_processor(
     settings: KafkaSettings, data_dir: Path, log_dir: Path, *, name: str = "processor", **env: str
 ) -> Process:
-    return Process(
-        name,
-        ["dispatch-processor"],
-        {
-            **kafka_env(settings),
-            "PROCESSOR_DATA_DIR": str(data_dir),
-            "PROCESSOR_METRICS_PORT": str(free_port()),
-            **env,
-        },
-        log_dir,
-    )
+    return Process(name, ["dispatch-processor"], processor_env(settings, data_dir, **env), log_dir)
 
 
 def item(
