@@ -139,7 +139,7 @@ def _tick(stores: Stores, partition: int, offset: int, tick: Tick, policy: Polic
             outputs = _reassert_timeout(state, entry.step, tick.now, policy)
             _arm(stores, partition, outputs)
             if outputs:
-                _rewrite(stores, entry.dispatch_uuid, encode_state(state))
+                save(stores, entry.dispatch_uuid, state)  # unchanged: see ``_rewrite``
             result.outputs.extend(outputs)
             continue
         outputs = on_deadline(state, entry.step, entry.deadline_at, tick.now, policy)
