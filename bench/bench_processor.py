@@ -230,8 +230,8 @@ async def processor_run(settings: KafkaSettings, dispatches: int, inputs: int, s
             settings, [topics.send, topics.webhooks], process, dispatches, final_report, cpu
         )
         print(f"processor CPU {1e6 * cpu[0] / inputs:.0f} us per input event")
-        # Its own decisions come back too (4 per dispatch here), read and skipped.
-        read = (inputs + 4 * dispatches) / window
+        # Its own decisions come back too (3 per dispatch here), read and skipped.
+        read = (inputs + 3 * dispatches) / window
         print(f"processor window {window:.1f}s, events read (echoes included): {read:,.0f}/s")
         return inputs / window
     finally:

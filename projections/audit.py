@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 
-def describe(event: dict[str, Any]) -> str:
-    """One line a person can read for one event."""
+def describe(event: dict[str, Any], workflow: list[dict[str, Any]] | None = None) -> str:
+    """One line a person can read for one event (``workflow``: the dispatch's
+    request, for what an event implies without saying it)."""
     kind = event["type"]
     step = event.get("step")
     where = f"step {step}" if step is not None else ""
@@ -22,7 +24,13 @@ def describe(event: dict[str, Any]) -> str:
             limit = f"; ends by {guard} unless submitted" if guard else ""
             return f"{where}: send over {event['channel']}{limit}"
         case "MessageSubmitted":
-            return f"{where}: accepted by the provider as {event['message_uuid']}"
+            accepted = f"{where}: accepted by the provider as {event['message_uuid']}"
+            expiry = _expiry_time(workflow or [], step)
+            if expiry is None:
+                return accepted
+            deadline = datetime.fromisoformat(event["occurred_at"]) + timedelta(seconds=expiry)
+            condition = _condition(workflow or [], step)
+            return f"{accepted}; fails over at {deadline.isoformat()} unless {condition}"
         case "MessageSendFailed":
             error = event["error"]
             return f"{where}: send failed ({error.get('code')}: {error.get('reason')})"
@@ -59,16 +67,35 @@ def describe(event: dict[str, Any]) -> str:
             return kind
 
 
+def _expiry_time(workflow: list[dict[str, Any]], step: Any) -> int | None:
+    """A non-last step's expiry_time (the last step has no failover)."""
+    if not isinstance(step, int) or not 0 <= step < len(workflow) - 1:
+        return None
+    expiry = (workflow[step].get("failover") or {}).get("expiry_time")
+    return int(expiry) if expiry is not None else None
+
+
+def _condition(workflow: list[dict[str, Any]], step: Any) -> str:
+    condition = (workflow[step].get("failover") or {}).get("condition_status")
+    return f"{condition or 'delivered'} by then"
+
+
 def timeline(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "at": entry["occurred_at"],
-            "type": entry["type"],
-            "what": describe(entry["event"]),
-            "offset": entry["offset"],
-        }
-        for entry in history
-    ]
+    workflow: list[dict[str, Any]] = []
+    entries = []
+    for entry in history:
+        event = entry["event"]
+        if entry["type"] == "WorkflowRequested":
+            workflow = event.get("workflow") or []
+        entries.append(
+            {
+                "at": entry["occurred_at"],
+                "type": entry["type"],
+                "what": describe(event, workflow),
+                "offset": entry["offset"],
+            }
+        )
+    return entries
 
 
 def render_timeline(view: dict[str, Any], entries: list[dict[str, Any]]) -> None:

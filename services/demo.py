@@ -144,8 +144,11 @@ async def _follow(
         response = await client.get(f"{projector}/internal/dispatches/{dispatch_uuid}/events")
         if response.status_code == 200:
             events = response.json()["events"]
+            requested = [e for e in events[:1] if e["type"] == "WorkflowRequested"]
+            workflow = requested[0]["event"]["workflow"] if requested else None
             for entry in events[seen:]:
-                click.echo(f"  [{label}] {entry['type']:22} {describe(entry['event'])}")
+                what = describe(entry["event"], workflow)
+                click.echo(f"  [{label}] {entry['type']:22} {what}")
             seen = len(events)
             if any(
                 e["type"] in ("WebhookDelivered", "WebhookAbandoned")

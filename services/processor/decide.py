@@ -35,7 +35,13 @@ from events.dispatch import (
     WorkflowCompleted,
     WorkflowFailed,
 )
-from services.processor.fold import apply, start_timer_id, status_key, submission_timer_id
+from services.processor.fold import (
+    apply,
+    expiry_deadline,
+    start_timer_id,
+    status_key,
+    submission_timer_id,
+)
 from services.processor.payloads import send_failure_payload, status_payload
 from services.processor.state import FAILED_STATUSES, DispatchState, StepState, channel_of
 
@@ -210,9 +216,8 @@ def timer_event(state: DispatchState, step: StepState, policy: Policy) -> TimerS
         event_id = submission_timer_id(state.dispatch_uuid, step.index)
         if state.is_last(step.index):
             deadline = armed_at + policy.final_step_limit
-        else:
-            failover = state.workflow[step.index].get("failover") or {}
-            deadline, reason = armed_at + timedelta(seconds=int(failover["expiry_time"])), "expiry"
+        else:  # a state folded before the fold armed these itself
+            deadline, reason = expiry_deadline(state, step.index, armed_at), "expiry"
     if step.deadline_at is not None and (step.armed_on_submission or step.submitted_at is None):
         # Re-asserting an armed timer: keep the recorded deadline, whatever the config now.
         deadline = datetime.fromisoformat(step.deadline_at)

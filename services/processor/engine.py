@@ -95,9 +95,11 @@ def process(stores: Stores, partition: int, offset: int, event: LogEvent, policy
         # without the deadline index (a duplicate entry fires nothing twice).
         outputs = reassert(state, event, policy)
         _arm(stores, partition, outputs)
+        _arm_submission(stores, partition, state)
         _rewrite(stores, dispatch_uuid, raw_before)
         return Result(outputs=outputs)
     before_seen = len(state.seen) if state is not None else 0
+    armed_before = _submission_deadline(state)
     state = apply(state, event)
     if state is None:
         return Result(rejected=f"{event.type} for a dispatch never requested")
@@ -109,10 +111,13 @@ def process(stores: Stores, partition: int, offset: int, event: LogEvent, policy
     # skipping the write (and its changelog record) is safe, since a
     # redelivery of this offset would only re-assert outputs with known ids.
     _arm(stores, partition, outputs)
+    if _submission_deadline(state) != armed_before:
+        _arm_submission(stores, partition, state)
     return Result(outputs=outputs)
 
 
 def _arm(stores: Stores, partition: int, outputs: list[Output]) -> None:
+    """File the deadlines that decisions carry (a step's guard, a last step's limit)."""
     for output in outputs:
         if isinstance(output, TimerScheduled | StepStarted) and output.deadline_at is not None:
             timers.schedule(
@@ -123,6 +128,37 @@ def _arm(stores: Stores, partition: int, outputs: list[Output]) -> None:
                 output.step,
                 output.deadline_at,
             )
+
+
+def _submission_deadline(state: DispatchState | None) -> tuple[int, str] | None:
+    """The waiting step's deadline when its submission armed it in the fold (a
+    non-last step's expiry): no decision event carries that one."""
+    if state is None or state.finished:
+        return None
+    current = state.current
+    if (
+        current is None
+        or current.timed_out
+        or not current.armed_on_submission
+        or current.deadline_at is None
+        or state.is_last(current.index)
+    ):
+        return None
+    return current.index, current.deadline_at
+
+
+def _arm_submission(stores: Stores, partition: int, state: DispatchState) -> None:
+    armed = _submission_deadline(state)
+    if armed is not None:
+        step, deadline = armed
+        timers.schedule(
+            stores.buckets,
+            stores.cursors,
+            partition,
+            state.dispatch_uuid,
+            step,
+            datetime.fromisoformat(deadline),
+        )
 
 
 def _tick(stores: Stores, partition: int, offset: int, tick: Tick, policy: Policy) -> Result:
@@ -138,6 +174,8 @@ def _tick(stores: Stores, partition: int, offset: int, tick: Tick, policy: Polic
         if redelivered:
             outputs = _reassert_timeout(state, entry.step, tick.now, policy)
             _arm(stores, partition, outputs)
+            if outputs:
+                _arm_submission(stores, partition, state)
             if outputs:
                 save(stores, entry.dispatch_uuid, state)  # unchanged: see ``_rewrite``
             result.outputs.extend(outputs)
@@ -201,7 +239,9 @@ def reassert_state(state: DispatchState, policy: Policy) -> list[Output]:
         started, send = start_step(state, current.index, started_at, deadline)
         unanswered = current.message_uuid is None and current.send_failed is None
         return [started, send] if unanswered else [started]
-    if current.deadline_at is not None:
+    if current.deadline_at is not None and state.is_last(current.index):
+        # A last step's limit is a decision (it depends on the configuration);
+        # a non-last step's expiry is re-filed from the state by the caller.
         return [timer_event(state, current, policy)]
     return []
 

@@ -12,6 +12,7 @@ Statuses never move the workflow by themselves; only decision events do
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from events.base import deterministic_id
@@ -40,6 +41,11 @@ def submission_timer_id(dispatch_uuid: str, step: int) -> uuid.UUID:
 
 def start_timer_id(dispatch_uuid: str, step: int) -> uuid.UUID:
     return deterministic_id(dispatch_uuid, step, "start-timer")
+
+
+def expiry_deadline(state: DispatchState, step: int, submitted_at: datetime) -> datetime:
+    """A non-last step's deadline: its submission plus its ``expiry_time``."""
+    return submitted_at + timedelta(seconds=int(state.workflow[step]["failover"]["expiry_time"]))
 
 
 def status_key(event: MessageStatusReceived) -> str:
@@ -125,6 +131,13 @@ def _submitted(state: DispatchState, event: MessageSubmitted) -> None:
         step.message_uuid = event.message_uuid
     if step.submitted_at is None:
         step.submitted_at = event.occurred_at.isoformat()
+        if not state.is_last(step.index) and not step.armed_on_submission:
+            # A non-last step's deadline follows from the log alone (this
+            # submission and the workflow's expiry_time), so the fold arms it
+            # and no decision event carries it (logs written before carry a
+            # TimerScheduled with the same deadline, folded as a no-op).
+            step.deadline_at = expiry_deadline(state, step.index, event.occurred_at).isoformat()
+            step.armed_on_submission = True
     # Statuses that raced ahead of the submission now find their step.
     waiting = [s for s in state.unattributed if s["message_uuid"] == step.message_uuid]
     if waiting:

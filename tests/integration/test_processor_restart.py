@@ -9,14 +9,14 @@ import shutil
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from events.dispatch import TimerScheduled
 from services.kafka import KafkaSettings
 from services.processor.config import ProcessorConfig
 from tests.integration.processor_helpers import Driver, Watcher, item, start_processor
-from tests.processes import Process
+from tests.processes import Process, free_port
 
 pytestmark = pytest.mark.kafka
 
@@ -29,7 +29,14 @@ async def test_pending_timers_fire_after_a_kill_9_and_restart(
     kafka_settings: KafkaSettings, processes: list[Process], tmp_path: Path, local_state: str
 ) -> None:
     data = tmp_path / "data"
-    first = start_processor(kafka_settings, data, tmp_path, name="processor-1")
+    metrics_port = free_port()
+    first = start_processor(
+        kafka_settings,
+        data,
+        tmp_path,
+        name="processor-1",
+        PROCESSOR_METRICS_PORT=str(metrics_port),
+    )
     processes.append(first)
     driver, watcher = Driver(kafka_settings), Watcher(kafka_settings)
     await driver.start()
@@ -45,12 +52,8 @@ async def test_pending_timers_fire_after_a_kill_9_and_restart(
         for d in dispatches:
             await driver.submitted(d, 0)
 
-        def armed() -> int:
-            return sum(
-                1 for e in watcher.events if isinstance(e, TimerScheduled) and e.reason == "expiry"
-            )
-
-        await watcher.until(lambda: armed() == DISPATCHES, timeout=10)
+        # Folded (the fold arms each expiry from its submission), maybe not committed.
+        await until_processed(metrics_port, "MessageSubmitted", DISPATCHES)
         if local_state == "wiped":
             # Everything up to the armed timers committed: a restart cannot
             # rebuild them by reading the events again, only from the changelogs.
@@ -111,3 +114,16 @@ async def committed_past(settings: KafkaSettings, ends: dict[TopicPartition, int
         raise AssertionError(f"offsets not committed: {committed} < {ends}")
     finally:
         await consumer.stop()
+
+
+async def until_processed(metrics_port: int, event_type: str, count: int) -> None:
+    """Until the processor's metrics count ``count`` events of ``event_type`` folded."""
+    line = f'dispatch_processor_events_total{{type="{event_type}"}}'
+    async with httpx.AsyncClient() as client:
+        for _ in range(100):
+            metrics = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+            folded = [float(m.split()[-1]) for m in metrics.splitlines() if m.startswith(line)]
+            if folded and folded[0] >= count:
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"fewer than {count} {event_type} folded")

@@ -162,3 +162,26 @@ def test_a_redelivered_tick_writes_the_states_it_timed_out_again() -> None:
     h.feed(tick, offset=offset)
     assert str(d) in h.stores.dispatches.written
     assert dict(h.stores.dispatches) == before
+
+
+def test_a_redelivered_submission_files_its_expiry_again() -> None:
+    # Crash after the state reached the changelog but before the deadline
+    # index did: the fold armed the expiry, and only a re-filing brings it back.
+    h = Harness()
+    d = h.request(steps=2, expiry=15)
+    h.submitted(d, 0)
+    offset, submitted = h.log[-1]
+    h.stores.buckets.clear()
+    h.stores.cursors.clear()
+    assert h.feed(submitted, offset=offset) == []
+    h.tick(15)
+    assert h.started_steps(d) == [0, 1]
+
+
+def test_a_duplicate_submission_files_no_second_expiry() -> None:
+    h = Harness()
+    d = h.request(steps=2, expiry=15)
+    h.submitted(d, 0)
+    filed = dict(h.stores.buckets)
+    h.submitted(d, 0)  # the sender's retry, a new offset
+    assert h.stores.buckets == filed

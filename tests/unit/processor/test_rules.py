@@ -100,8 +100,9 @@ def test_deadline_fails_over_never_early() -> None:
     h = Harness()
     d = h.request(steps=2, expiry=15)
     h.submitted(d, 0)
-    timers = [o for o in h.outputs if isinstance(o, TimerScheduled) and o.reason == "expiry"]
-    assert [t.deadline_at for t in timers] == [T0 + timedelta(seconds=15)]
+    # The fold arms a non-last step's expiry from its submission: no decision event.
+    assert not [o for o in h.outputs if isinstance(o, TimerScheduled)]
+    assert h.state(d).steps[0].deadline_at == (T0 + timedelta(seconds=15)).isoformat()
     h.tick(14.999)  # same epoch second bucket as the deadline: still not due
     h.tick(0.0005)
     assert h.started_steps(d) == [0]

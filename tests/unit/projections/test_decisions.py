@@ -6,12 +6,13 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from events.codec import encode
+from events.codec import decode_event, encode
 from events.commands import DeliverWebhook, SendMessage
-from events.dispatch import MessageSubmitted, StepStarted, WorkflowRequested
+from events.dispatch import MessageSubmitted, StepStarted, Tick, TimerScheduled, WorkflowRequested
 from projections.decisions import Record, compare_decisions
 from services.processor.decide import Policy
 from services.processor.engine import Stores, process
+from services.processor.fold import submission_timer_id
 from tests.fixtures_events import T0, sms_item
 
 POLICY = Policy(final_step_limit=timedelta(hours=24))
@@ -33,8 +34,10 @@ def live_log() -> list[Record]:
         )
     ]
     log: list[Record] = []
-    while inputs:
-        event = inputs.pop(0)
+    # Step 0 (60 s expiry) never answers: a tick past its deadline fails it over.
+    ticks = [Tick(partition=0, now=T0 + timedelta(seconds=62))]
+    while inputs or ticks:
+        event = inputs.pop(0) if inputs else ticks.pop(0)
         offset = len(log)
         log.append(Record(0, offset, int(T0.timestamp() * 1000), encode(event)))  # type: ignore[arg-type]
         for output in process(stores, 0, offset, event, POLICY).outputs:  # type: ignore[arg-type]
@@ -57,8 +60,35 @@ def live_log() -> list[Record]:
 def test_the_engine_reproduces_every_decision_of_its_own_log() -> None:
     report = compare_decisions(live_log(), POLICY)
     assert report.differences == []
-    assert report.recorded >= 2  # StepStarted and TimerScheduled at least
+    # Two StepStarted, the StepTimedOut, the last step's TimerScheduled.
+    assert report.recorded == 4
     assert report.reproduced == report.recorded
+
+
+def test_an_expiry_timer_of_an_older_log_is_implied_by_the_submission() -> None:
+    # Logs written before the fold armed expiry deadlines itself carry a
+    # TimerScheduled after a non-last step's MessageSubmitted.
+    log = live_log()
+    [submitted] = [r for r in log if isinstance(decode_event(r.value), MessageSubmitted)][:1]
+    old_timer = TimerScheduled(
+        event_id=submission_timer_id(str(uuid.UUID(int=42)), 0),
+        dispatch_uuid=uuid.UUID(int=42),
+        occurred_at=T0 + timedelta(seconds=1),
+        step=0,
+        deadline_at=T0 + timedelta(seconds=61),
+        reason="expiry",
+    )
+    at = submitted.offset + 1
+    log.insert(at, Record(0, at, submitted.timestamp_ms, encode(old_timer)))
+    log = [Record(0, n, r.timestamp_ms, r.value) for n, r in enumerate(log)]
+    report = compare_decisions(log, POLICY)
+    assert report.differences == []
+    assert report.recorded == 5 and report.reproduced == 5
+
+    wrong = old_timer.model_copy(update={"deadline_at": T0 + timedelta(seconds=90)})
+    log[at] = Record(0, at, submitted.timestamp_ms, encode(wrong))
+    report = compare_decisions(log, POLICY)
+    assert any("not replayed" in d for d in report.differences)
 
 
 def test_a_decision_the_engine_would_not_take_is_reported() -> None:

@@ -9,7 +9,7 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from events.dispatch import StepStarted
+from events.dispatch import StepStarted, TimerScheduled
 from projections.view import apply
 from tests.fixtures_events import T0, failover_history, rejected_history
 
@@ -75,3 +75,15 @@ def test_duplicated_events_change_nothing(data: st.DataObject) -> None:
         if position < len(events):
             duplicated.append(events[position])
     assert fold(duplicated) == fold(events)
+
+
+def test_a_submission_alone_shows_a_non_last_steps_deadline() -> None:
+    # The processor no longer writes a TimerScheduled for an expiry: the view
+    # counts the deadline from the submission, as the fold does.
+    dispatch = uuid.uuid4()
+    history = [e for e in failover_history(dispatch) if not isinstance(e, TimerScheduled)]
+    assert fold(history) == fold(failover_history(dispatch))
+    submitted_only = fold(history[:3])
+    assert submitted_only is not None
+    assert submitted_only["steps"][0]["deadline_at"] == "2026-01-01T12:01:01+00:00"  # type: ignore[index]
+    assert submitted_only["steps"][1]["deadline_at"] is None  # type: ignore[index]
