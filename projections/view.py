@@ -93,11 +93,11 @@ def apply(view: View | None, event: LogEvent) -> View | None:
                 step["submitted_at"] = _iso(event.occurred_at)
                 if step["state"] in ("pending", "started"):
                     step["state"] = "submitted"
-                if event.step < len(view["steps"]) - 1 and step["expiry_time"] is not None:
-                    # A non-last step's deadline counts from its submission
-                    # (the processor's fold arms it the same way).
-                    expiry = timedelta(seconds=int(step["expiry_time"]))
-                    step["deadline_at"] = _iso(event.occurred_at + expiry)
+                    if event.step < len(view["steps"]) - 1 and step["expiry_time"] is not None:
+                        # A non-last step's deadline counts from its submission
+                        # (the processor's fold arms it the same way).
+                        expiry = timedelta(seconds=int(step["expiry_time"]))
+                        step["deadline_at"] = _iso(event.occurred_at + expiry)
         case MessageSendFailed():
             if step is not None and step["error"] is None:
                 step["error"] = event.error.model_dump()

@@ -131,11 +131,13 @@ def _submitted(state: DispatchState, event: MessageSubmitted) -> None:
         step.message_uuid = event.message_uuid
     if step.submitted_at is None:
         step.submitted_at = event.occurred_at.isoformat()
-        if not state.is_last(step.index) and not step.armed_on_submission:
+        waiting = state.waiting(step.index)
+        if waiting and not state.is_last(step.index) and not step.armed_on_submission:
             # A non-last step's deadline follows from the log alone (this
             # submission and the workflow's expiry_time), so the fold arms it
             # and no decision event carries it (logs written before carry a
-            # TimerScheduled with the same deadline, folded as a no-op).
+            # TimerScheduled with the same deadline, folded as a no-op). A step
+            # no longer waiting keeps the deadline it ended with.
             step.deadline_at = expiry_deadline(state, step.index, event.occurred_at).isoformat()
             step.armed_on_submission = True
     # Statuses that raced ahead of the submission now find their step.
