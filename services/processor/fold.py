@@ -131,8 +131,8 @@ def _submitted(state: DispatchState, event: MessageSubmitted) -> None:
         step.message_uuid = event.message_uuid
     if step.submitted_at is None:
         step.submitted_at = event.occurred_at.isoformat()
-        waiting = state.waiting(step.index)
-        if waiting and not state.is_last(step.index) and not step.armed_on_submission:
+        in_flight = state.waiting(step.index)
+        if in_flight and not state.is_last(step.index) and not step.armed_on_submission:
             # A non-last step's deadline follows from the log alone (this
             # submission and the workflow's expiry_time), so the fold arms it
             # and no decision event carries it (logs written before carry a
