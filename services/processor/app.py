@@ -206,6 +206,9 @@ def build_app(config: ProcessorConfig) -> faust.App:
         finally:
             _current_event.reset(token)
 
+    # Events folded per type in the current batch, for the metric.
+    processed: dict[str, int] = {}
+
     async def fold_record(value: bytes, partition: int, offset: int, active: bool) -> None:
         try:
             decoded = decode_event(value)
@@ -220,7 +223,7 @@ def build_app(config: ProcessorConfig) -> faust.App:
             log.exception("processing failed at %s@%d", partition, offset)
             await dead_letter(value, f"processing failed: {exc!r}", partition, offset)
             return
-        metrics.count_processed(decoded.type)
+        processed[decoded.type] = processed.get(decoded.type, 0) + 1
         if result.rejected is not None:
             await dead_letter(value, result.rejected, partition, offset)
             return
@@ -312,6 +315,8 @@ def build_app(config: ProcessorConfig) -> faust.App:
                 logging.shutdown()
                 os._exit(0 if stopping else 70)
             metrics.BATCH_SIZE.observe(folded)
+            metrics.count_processed(processed)
+            processed.clear()
 
     @app.timer(interval=RECOVERY_CHECK_S)
     async def recovery_watchdog() -> None:

@@ -29,6 +29,8 @@ from events.dispatch import (
     StepTimedOut,
     Tick,
     TimerScheduled,
+    WebhookAbandoned,
+    WebhookDelivered,
     WorkflowCompleted,
     WorkflowFailed,
 )
@@ -75,6 +77,12 @@ def save(stores: Stores, dispatch_uuid: str, state: DispatchState) -> None:
     stores.dispatches[dispatch_uuid] = encode_state(state)
 
 
+def _without_offset(raw: bytes) -> bytes:
+    # ``last_offset`` is the state's last field. Its key cannot occur earlier
+    # unescaped: inside a JSON string its quotes would be escaped.
+    return raw[: raw.rfind(b'"last_offset":')]
+
+
 def _rewrite(stores: Stores, dispatch_uuid: str, raw: bytes) -> None:
     """Write a redelivered event's state again, unchanged. The local store is
     written before the changelog record is acknowledged, so after a crash it
@@ -89,6 +97,13 @@ def process(stores: Stores, partition: int, offset: int, event: LogEvent, policy
         return _tick(stores, partition, offset, event, policy)
     dispatch_uuid = uuid_text(event.dispatch_uuid)
     raw_before = stores.dispatches.get(dispatch_uuid)
+    if isinstance(event, WebhookDelivered | WebhookAbandoned):
+        # Facts for the read models: the fold keeps nothing of them and no
+        # decision follows (a saved state has taken every decision it calls
+        # for), so the state is not even decoded. Two per dispatch or more.
+        if raw_before is None:
+            return Result(rejected=f"{event.type} for a dispatch never requested")
+        return Result()
     state = decode_state(raw_before) if raw_before is not None else None
     if raw_before is not None and state is not None and offset <= state.last_offset:
         # Re-filing the timers too: the state may have reached the changelog
@@ -104,12 +119,18 @@ def process(stores: Stores, partition: int, offset: int, event: LogEvent, policy
     if state is None:
         return Result(rejected=f"{event.type} for a dispatch never requested")
     outputs = decide(before_seen, state, event, policy)
-    if outputs or raw_before is None or encode_state(state) != raw_before:
-        state.last_offset = offset
+    state.last_offset = offset
+    if outputs or raw_before is None:
         save(stores, dispatch_uuid, state)
-    # else: an echo of our own decision, or a duplicate: nothing changed, and
-    # skipping the write (and its changelog record) is safe, since a
-    # redelivery of this offset would only re-assert outputs with known ids.
+    else:
+        # Nothing decided: written only if the fold changed the state (a
+        # submission does). An echo of our own decision or a duplicate changes
+        # nothing, and skipping the write (and its changelog record) is safe,
+        # since a redelivery of this offset would only re-assert outputs with
+        # known ids. Encoded once, with the new offset, compared without it.
+        raw_after = encode_state(state)
+        if _without_offset(raw_after) != _without_offset(raw_before):
+            stores.dispatches[dispatch_uuid] = raw_after
     _arm(stores, partition, outputs)
     if _submission_deadline(state) != armed_before:
         _arm_submission(stores, partition, state)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from events.dispatch import MessageStatusReceived, StepStarted, WorkflowRequested
+from events.dispatch import MessageStatusReceived, StepStarted, WebhookDelivered, WorkflowRequested
 from services.processor.engine import process
 from tests.unit.processor.harness import Harness
 
@@ -185,3 +185,21 @@ def test_a_duplicate_submission_files_no_second_expiry() -> None:
     filed = dict(h.stores.buckets)
     h.submitted(d, 0)  # the sender's retry, a new offset
     assert h.stores.buckets == filed
+
+
+def test_webhook_deliveries_decide_nothing_and_leave_the_state_alone() -> None:
+    h = Harness()
+    d = h.request(steps=2)
+    m = h.submitted(d, 0)
+    h.status(d, m, "delivered")
+    [report] = h.webhooks(d, "final")
+    before = dict(h.stores.dispatches)
+    delivered = WebhookDelivered(
+        dispatch_uuid=d, webhook_id=report.event_id, kind="final", attempts=1, http_status=204
+    )
+    assert h.feed(delivered) == []
+    assert h.stores.dispatches == before
+    unknown = process(
+        h.stores, 0, 99, delivered.model_copy(update={"dispatch_uuid": uuid.uuid4()}), h.policy
+    )
+    assert unknown.rejected == "WebhookDelivered for a dispatch never requested"
