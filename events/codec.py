@@ -72,8 +72,9 @@ def from_json(data: bytes | str) -> Any:
 
 def _decode(adapter: TypeAdapter[Any], data: bytes) -> Any:
     try:
-        # Parsed and validated in one pass by pydantic-core (no intermediate dict).
-        return adapter.validate_json(data)
+        # Parsed and validated in one pass by pydantic-core (no intermediate
+        # dict), calling its validator without the adapter's Python wrapper.
+        return adapter.validator.validate_json(data)
     except ValidationError as exc:
         errors = exc.errors()
         if errors and errors[0]["type"] == "json_invalid":

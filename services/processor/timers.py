@@ -106,7 +106,7 @@ def schedule(
     if raw_chunk is None or raw_chunk == b"[]":
         buckets[key] = b"[" + entry + b"]"
     else:
-        buckets[key] = raw_chunk[:-1] + b"," + entry + b"]"
+        buckets[key] = b"".join((raw_chunk[:-1], b",", entry, b"]"))  # one copy of the chunk
     buckets[counter] = str(filed + 1).encode()
     if cursor.next_second is None or second < cursor.next_second:
         cursor.next_second = second
