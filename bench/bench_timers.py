@@ -242,6 +242,18 @@ async def main() -> None:
             f"min {lateness[0]:.2f}s; processor histogram p99 <= {hist_p99}s "
             f"(tick time minus deadline: p99 <= {tick_p99}s)"
         )
+        # Whether the worker falls behind steadily (too slow) or stalls once.
+        first_due = min(deadlines[d].timestamp() for d in due)
+        by_second: dict[int, list[float]] = {}
+        for d in due:
+            second = int(deadlines[d].timestamp() - first_due)
+            by_second.setdefault(second, []).append(counter.step1[d] - deadlines[d].timestamp())
+        print(
+            "p99 lateness by second due: "
+            + " ".join(
+                f"{sorted(v)[int(len(v) * 0.99) - 1]:.2f}" for _, v in sorted(by_second.items())
+            )
+        )
         peaks = ", ".join(f"{rss_peak_mib(w.popen.pid):.0f}" for w in workers)
         print(f"processor peak RSS {peaks} MiB ({args.workers} worker(s))")
     finally:
