@@ -113,7 +113,7 @@ def build_app(config: ProcessorConfig) -> faust.App:
         broker_heartbeat_interval=max(1.0, config.session_timeout_s / 4),
     )
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "value_serializer": "raw"}
-    # The only topic faust reads; outputs go straight to its producer (``emit``)
+    # The only topic faust reads; outputs go straight to its producer (the outbox)
     # to topics that ``main`` has made sure exist.
     events = EventsTopic(
         app,
@@ -161,15 +161,6 @@ def build_app(config: ProcessorConfig) -> faust.App:
     # first) in record batches; made with the producer, at the first batch.
     outboxes: list[Outbox] = []
 
-    async def emit(
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        partition: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> None:
-        await outboxes[0].add(topic, key, value, partition, headers or ())
-
     async def dead_letter(value: bytes, reason: str, partition: int, offset: int) -> None:
         metrics.DEAD_LETTERS.inc()
         log.warning("dead-lettered %s[%d]@%d: %s", topics.events, partition, offset, reason)
@@ -177,7 +168,7 @@ def build_app(config: ProcessorConfig) -> faust.App:
             ("reason", reason.encode()[:4000]),
             ("source", f"{topics.events}:{partition}:{offset}".encode()),
         ]
-        await emit(topics.dead_letters, None, value, headers=headers)
+        await outboxes[0].add(topics.dead_letters, None, value, None, headers)
 
     own_decision = [ORIGIN_HEADER]
     # Partition of a command keyed by its dispatch, on dispatch.send and
@@ -188,6 +179,7 @@ def build_app(config: ProcessorConfig) -> faust.App:
     aligned: dict[str, bool] = {topics.send: False, topics.webhooks: False}
 
     async def produce(result: Result, partition: int) -> None:
+        add = outboxes[0].add
         # A result's outputs are mostly about one dispatch: its key made once.
         last: tuple[Any, bytes | None] = (None, None)
         for output in result.outputs:
@@ -197,13 +189,13 @@ def build_app(config: ProcessorConfig) -> faust.App:
             key = last[1]
             if isinstance(output, SendMessage):
                 home = partition if aligned[topics.send] else None
-                await emit(topics.send, key, encode(output), home)
+                await add(topics.send, key, encode(output), home)
             elif isinstance(output, DeliverWebhook):
                 home = partition if aligned[topics.webhooks] else None
-                await emit(topics.webhooks, key, encode(output), home)
+                await add(topics.webhooks, key, encode(output), home)
             else:
                 # Decisions stay on the dispatch's own partition, next to its history.
-                await emit(topics.events, key, encode(output), partition, own_decision)
+                await add(topics.events, key, encode(output), partition, own_decision)
 
     @contextmanager
     def current(event: EventT) -> Iterator[None]:

@@ -64,8 +64,9 @@ def final_webhook_id(dispatch_uuid: str) -> uuid.UUID:
     return deterministic_id(dispatch_uuid, "final", "webhook")
 
 
-def status_webhook_id(dispatch_uuid: str, event: MessageStatusReceived) -> uuid.UUID:
-    return deterministic_id(dispatch_uuid, status_key(event), "status-webhook")
+def status_webhook_id(dispatch_uuid: str, key: str) -> uuid.UUID:
+    """The status webhook's id, from the status's ``status_key``."""
+    return deterministic_id(dispatch_uuid, key, "status-webhook")
 
 
 def decide(
@@ -80,7 +81,8 @@ def decide(
     outputs: list[Output] = []
     if isinstance(event, MessageStatusReceived) and len(state.seen) > before_seen:
         # Every status of every message, late ones included, goes to the client.
-        outputs.append(status_webhook(state, event))
+        # The key the fold just recorded for it (the first one past before_seen).
+        outputs.append(status_webhook(state, event, state.seen[before_seen]))
     if isinstance(event, MessageSendFailed):
         failed = state.steps[event.step] if event.step < len(state.steps) else None
         # Reported like a status (rejected), even when the dispatch has moved on.
@@ -269,9 +271,12 @@ def final_report(state: DispatchState) -> DeliverWebhook:
     )
 
 
-def status_webhook(state: DispatchState, event: MessageStatusReceived) -> DeliverWebhook:
+def status_webhook(
+    state: DispatchState, event: MessageStatusReceived, key: str | None = None
+) -> DeliverWebhook:
+    """The status webhook for ``event`` (``key``: its ``status_key``, if known)."""
     return DeliverWebhook(
-        event_id=status_webhook_id(state.dispatch_uuid, event),
+        event_id=status_webhook_id(state.dispatch_uuid, key or status_key(event)),
         dispatch_uuid=event.dispatch_uuid,
         occurred_at=event.timestamp,
         application_id=state.application_id,

@@ -179,6 +179,7 @@ def _arm_submission(stores: Stores, partition: int, state: DispatchState) -> Non
             state.dispatch_uuid,
             step,
             datetime.fromisoformat(deadline),
+            deadline,
         )
 
 

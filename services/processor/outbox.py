@@ -17,12 +17,15 @@ commit) any of its events.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
-Headers = Sequence[tuple[str, bytes]]
+# A list: aiokafka's record builder takes no other sequence.
+Headers = list[tuple[str, bytes]]
+# Shared by every record without headers (only ever read).
+NO_HEADERS: Headers = []
 
 
 # Key hashes remembered for this many keys: a dispatch's outputs share its key,
@@ -52,20 +55,20 @@ class Outbox:
         key: bytes | None,
         value: bytes | None,
         partition: int | None = None,
-        headers: Headers = (),
+        headers: Headers = NO_HEADERS,
     ) -> None:
         if partition is None:
             partition = await self._partition_for(topic, key)
-        record = {"key": key, "value": value, "timestamp": None, "headers": list(headers)}
-        builder = self._open.get((topic, partition))
+        at = (topic, partition)
+        builder = self._open.get(at)
         if builder is None:
-            builder = self._open[(topic, partition)] = self._producer.create_batch()
-        if builder.append(**record) is None:
+            builder = self._open[at] = self._producer.create_batch()
+        if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
             # Full: send it, and start the next one with this record (a first
             # record always fits, whatever its size).
             await self._send(topic, partition, builder)
-            builder = self._open[(topic, partition)] = self._producer.create_batch()
-            builder.append(**record)
+            builder = self._open[at] = self._producer.create_batch()
+            builder.append(timestamp=None, key=key, value=value, headers=headers)
 
     async def send_all(self) -> None:
         """Hand every partly filled batch to the producer."""

@@ -85,8 +85,10 @@ def schedule(
     dispatch_uuid: str,
     step: int,
     deadline: datetime,
+    deadline_iso: str | None = None,
 ) -> None:
-    """File a deadline: a few small writes whatever the bucket holds.
+    """File a deadline: a few small writes whatever the bucket holds
+    (``deadline_iso``: ``deadline.isoformat()``, when the caller has it).
 
     Filing the same timer twice (a re-assertion) files two entries; the second
     to fire finds its step no longer waiting and is dropped.
@@ -100,7 +102,7 @@ def schedule(
     filed = int(raw_count) if raw_count is not None else 0
     key = chunk_key(partition, second, filed // CHUNK)
     raw_chunk = buckets.get(key)
-    entry = orjson.dumps([dispatch_uuid, step, deadline.isoformat()])
+    entry = orjson.dumps([dispatch_uuid, step, deadline_iso or deadline.isoformat()])
     # A chunk is a JSON array: the entry is appended to its bytes, not parsed
     # and re-encoded with the up to CHUNK entries already there.
     if raw_chunk is None or raw_chunk == b"[]":
