@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -33,15 +32,20 @@ def deterministic_id(*parts: object) -> uuid.UUID:
     return _uuid_from_int((int.from_bytes(digest[:16]) & _CLEAR) | _SET)
 
 
-@lru_cache(maxsize=8192)
+_TEXTS: dict[int, str] = {}
+_UUIDS: dict[str, uuid.UUID] = {}
+_REMEMBERED_MAX = 8192
+
+
 def uuid_of(text: str) -> uuid.UUID:
     """``uuid.UUID(text)``, remembered: a dispatch's id is parsed for every
-    decision taken about it."""
-    return uuid.UUID(text)
-
-
-_TEXTS: dict[int, str] = {}
-_TEXTS_MAX = 8192
+    decision taken about it (and known already if ``uuid_text`` named it)."""
+    value = _UUIDS.get(text)
+    if value is None:
+        if len(_UUIDS) >= _REMEMBERED_MAX:
+            _UUIDS.clear()
+        value = _UUIDS[text] = uuid.UUID(text)
+    return value
 
 
 def uuid_text(value: uuid.UUID) -> str:
@@ -49,9 +53,11 @@ def uuid_text(value: uuid.UUID) -> str:
     several times per event (``UUID.__str__`` formats it in Python each time)."""
     text = _TEXTS.get(value.int)
     if text is None:
-        if len(_TEXTS) >= _TEXTS_MAX:
+        if len(_TEXTS) >= _REMEMBERED_MAX:
             _TEXTS.clear()
+            _UUIDS.clear()
         text = _TEXTS[value.int] = str(value)
+        _UUIDS[text] = value
     return text
 
 

@@ -20,7 +20,7 @@ current one: the agent writes one partition at a time that way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import rocksdict
@@ -35,6 +35,31 @@ def _rocksdict_store(store: Any) -> bool:
     return isinstance(store, RocksDBStore) and store.use_rocksdict
 
 
+def key_encoder(store: Any) -> Callable[[str], bytes]:
+    """The store's key encoding (faust's json serializer: the key as a JSON
+    string), written out for the keys the processor uses: uuids, digits and
+    colons need no escaping. Any other key goes through faust's serializer
+    registry (a lookup per call: a microsecond per key, several per event)."""
+    slow = store._encode_key
+    if store.key_serializer != "json":
+        return cast(Callable[[str], bytes], slow)
+
+    def encode(key: str) -> bytes:
+        if key.isascii() and key.isprintable() and '"' not in key and "\\" not in key:
+            return b'"' + key.encode() + b'"'
+        return cast(bytes, slow(key))
+
+    return encode
+
+
+def value_codec(store: Any) -> tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]:
+    """(encode, decode) of the store's values: the identity for ``raw`` bytes,
+    faust's serializer registry otherwise."""
+    if store.value_serializer == "raw":
+        return (lambda value: value), (lambda value: value)
+    return store._encode_value, store._decode_value
+
+
 def table_reader(table: Any) -> Reader:
     """``read(key, partition)``: the table's value for ``key`` in the store of
     ``partition``, or None. For RocksDB, one lookup in the partition's
@@ -44,12 +69,12 @@ def table_reader(table: Any) -> Reader:
     if not _rocksdict_store(store):
         # ``memory://`` keeps keys unserialized in one dict: faust's own path (tests).
         return lambda key, partition: store.get(key)
-    encode_key, decode_value = store._encode_key, store._decode_value
+    encode_key, (_, decode_value) = key_encoder(store), value_codec(store)
     database = store._db_for_partition
 
     def read(key: str, partition: int) -> bytes | None:
         raw = database(partition).get(encode_key(key))
-        return None if raw is None else cast(bytes, decode_value(raw))
+        return None if raw is None else decode_value(raw)
 
     return read
 
@@ -61,6 +86,9 @@ class TableWriter:
         self._topic: str = table.changelog_topic.get_topic_name()
         self._outbox = outbox
         outbox.watch(self._topic, self._written)
+        if _rocksdict_store(self._store):
+            self._encode_key = key_encoder(self._store)
+            self._encode_value = value_codec(self._store)[0]
 
     async def write(self, partition: int, changes: Sequence[tuple[str, bytes | None]]) -> None:
         """Write ``changes`` (a value of None deletes the key) for ``partition``."""
@@ -79,13 +107,14 @@ class TableWriter:
         # their acknowledgement sets never runs ahead of the store.
         batch = rocksdict.WriteBatch(raw_mode=True)
         records: list[tuple[bytes, bytes | None]] = []
+        encode_key, encode_value = self._encode_key, self._encode_value
         for key, value in changes:
-            key_bytes = store._encode_key(key)
+            key_bytes = encode_key(key)
             value_bytes: bytes | None = None
             if value is None:
                 batch.delete(key_bytes)
             else:
-                value_bytes = store._encode_value(value)
+                value_bytes = encode_value(value)
                 batch.put(key_bytes, value_bytes)
             records.append((key_bytes, value_bytes))
         store._db_for_partition(partition).write(batch)

@@ -298,11 +298,17 @@ def send_failure_webhook(state: DispatchState, step: StepState) -> DeliverWebhoo
 
 
 def _usage_amendments(state: DispatchState, at: datetime) -> list[Output]:
+    reported = state.reported_usage
+    changed = [
+        (message_uuid, usage)
+        for message_uuid, usage in state.usage.items()
+        if reported.get(message_uuid) != usage["price"]
+    ]
+    if not changed:
+        return []  # every event after the report asks; the total is summed only if needed
     total = state.total_usage()
     amendments: list[Output] = []
-    for message_uuid, usage in state.usage.items():
-        if state.reported_usage.get(message_uuid) == usage["price"]:
-            continue
+    for message_uuid, usage in changed:
         amendments.append(
             UsageAmended(
                 event_id=deterministic_id(

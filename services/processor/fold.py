@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from events.base import deterministic_id
+from events.base import deterministic_id, uuid_text
 from events.codec import LogEvent
 from events.dispatch import (
     MessageSendFailed,
@@ -61,7 +61,7 @@ def apply(state: DispatchState | None, event: LogEvent) -> DispatchState | None:
         if state is not None:
             return state
         return DispatchState(
-            dispatch_uuid=str(event.dispatch_uuid),
+            dispatch_uuid=uuid_text(event.dispatch_uuid),
             application_id=event.application_id,
             workflow=[dict(item) for item in event.workflow],
         )

@@ -15,7 +15,7 @@ from faust.streams import _current_event
 from faust.types import TP
 
 from services.processor.app import build_app
-from services.processor.changelog import TableWriter, table_reader
+from services.processor.changelog import TableWriter, key_encoder, table_reader, value_codec
 from services.processor.config import ProcessorConfig
 from services.processor.outbox import Outbox
 from tests.unit.processor.test_outbox import FakeProducer
@@ -76,3 +76,15 @@ async def test_the_reader_reads_what_was_written_in_that_partitions_store(table:
     assert read("dispatch-a", PARTITION) == b'{"step": 1}'
     assert read("dispatch-a", PARTITION + 1) is None  # another partition's store
     assert read("dispatch-b", PARTITION) is None
+
+
+def test_keys_and_values_are_encoded_exactly_as_faust_encodes_them(table: Any) -> None:
+    store = table.data
+    encode_key = key_encoder(store)
+    encode_value, decode_value = value_codec(store)
+    keys = ["e380137b-7d58-4af8-9867-8f902fe826d9", "3:1795838006:12", "0:fired:42:0", 'a"b\\ü']
+    for key in keys:
+        assert encode_key(key) == store._encode_key(key)
+    value = b'{"steps":[],"last_offset":7}'
+    assert encode_value(value) == store._encode_value(value)
+    assert decode_value(value) == store._decode_value(value)
