@@ -27,7 +27,10 @@ def deterministic_id(*parts: object) -> uuid.UUID:
     checks: the processor takes several of these per decision (a unit test
     holds it equal to ``uuid.uuid5``).
     """
-    name = ":".join([str(p) for p in parts]).encode()
+    if len(parts) == 3:  # (dispatch, step, kind), most of them: no list to build
+        name = f"{parts[0]}:{parts[1]}:{parts[2]}".encode()
+    else:
+        name = ":".join([str(p) for p in parts]).encode()
     digest = hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()
     return _uuid_from_int((int.from_bytes(digest[:16]) & _CLEAR) | _SET)
 

@@ -25,6 +25,7 @@ from events.codec import LogEvent
 from events.dispatch import (
     MessageSendFailed,
     MessageStatusReceived,
+    MessageSubmitted,
     StepStarted,
     StepTimedOut,
     Tick,
@@ -114,7 +115,9 @@ def process(stores: Stores, partition: int, offset: int, event: LogEvent, policy
         _rewrite(stores, dispatch_uuid, raw_before)
         return Result(outputs=outputs)
     before_seen = len(state.seen) if state is not None else 0
-    armed_before = _submission_deadline(state)
+    # Only a submission arms a deadline in the fold itself.
+    submission = isinstance(event, MessageSubmitted)
+    armed_before = _submission_deadline(state) if submission else None
     state = apply(state, event)
     if state is None:
         return Result(rejected=f"{event.type} for a dispatch never requested")
@@ -132,7 +135,7 @@ def process(stores: Stores, partition: int, offset: int, event: LogEvent, policy
         if _without_offset(raw_after) != _without_offset(raw_before):
             stores.dispatches[dispatch_uuid] = raw_after
     _arm(stores, partition, outputs)
-    if _submission_deadline(state) != armed_before:
+    if submission and _submission_deadline(state) != armed_before:
         _arm_submission(stores, partition, state)
     return Result(outputs=outputs)
 
