@@ -186,4 +186,6 @@ async def test_every_failover_scenario_end_to_end(stack: Stack) -> None:
     # Re-running the failover engine over the recorded log takes every decision again.
     reproduced = re.search(r"decisions: (\d+) of (\d+) on the log reproduced", replay.stdout)
     assert reproduced is not None, replay.stdout
-    assert reproduced.group(1) == reproduced.group(2) and int(reproduced.group(1)) > 20
+    # At least a StepStarted and the final decision of every dispatch.
+    assert reproduced.group(1) == reproduced.group(2)
+    assert int(reproduced.group(1)) >= 2 * len(SCENARIOS)
