@@ -228,6 +228,9 @@ def build_app(config: ProcessorConfig) -> faust.App:
         if result.rejected is not None:
             await dead_letter(value, result.rejected, partition, offset)
             return
+        for reason, entry in result.failed_entries:
+            log.error("timer entry %s failed at %s@%d: %s", entry, partition, offset, reason)
+            await dead_letter(entry, reason, partition, offset)
         if result.fired and isinstance(decoded, Tick):
             wall = time.time()
             for deadline in result.fired:

@@ -19,10 +19,12 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
 from events.base import deterministic_id, uuid_of, uuid_text
 from events.codec import LogEvent
 from events.dispatch import (
+    DispatchEvent,
     MessageSendFailed,
     MessageStatusReceived,
     MessageSubmitted,
@@ -49,15 +51,38 @@ from services.processor.decide import (
 )
 from services.processor.fold import apply, status_key
 from services.processor.state import DispatchState, decode_state, encode_state
+from services.processor.unit_of_work import Journal
 
 Store = MutableMapping[str, bytes]
 
 
 @dataclass
 class Stores:
+    """The processor's three tables, each behind a :class:`Journal` so that an
+    input's writes can be rolled back (see ``unit_of_work``)."""
+
     dispatches: Store
     buckets: Store
     cursors: Store
+
+    def __setattr__(self, name: str, value: Store) -> None:
+        object.__setattr__(self, name, value if isinstance(value, Journal) else Journal(value))
+
+    def _journals(self) -> tuple[Journal, Journal, Journal]:
+        return cast(tuple[Journal, Journal, Journal], (self.dispatches, self.buckets, self.cursors))
+
+    def savepoint(self) -> tuple[int, int, int]:
+        a, b, c = self._journals()
+        return a.savepoint(), b.savepoint(), c.savepoint()
+
+    def rollback(self, savepoint: tuple[int, int, int] = (0, 0, 0)) -> None:
+        for journal, mark in zip(self._journals(), savepoint, strict=True):
+            journal.rollback(mark)
+        timers.forget_cached_cursors()
+
+    def commit(self) -> None:
+        for journal in self._journals():
+            journal.commit()
 
 
 @dataclass
@@ -67,6 +92,9 @@ class Result:
     rejected: str | None = None
     # Deadlines fired by a tick, for the lateness metric.
     fired: list[datetime] = field(default_factory=list)
+    # Timer entries of a tick that failed, each rolled back alone while the
+    # others fired: (why, the entry as JSON) for the caller to dead-letter.
+    failed_entries: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 def load(stores: Stores, dispatch_uuid: str) -> DispatchState | None:
@@ -94,8 +122,23 @@ def _rewrite(stores: Stores, dispatch_uuid: str, raw: bytes) -> None:
 
 
 def process(stores: Stores, partition: int, offset: int, event: LogEvent, policy: Policy) -> Result:
-    if isinstance(event, Tick):
-        return _tick(stores, partition, offset, event, policy)
+    """Fold one event: its writes and outputs take effect together or, when it
+    raises, not at all (the stores are rolled back before the error goes on)."""
+    try:
+        if isinstance(event, Tick):
+            result = _tick(stores, partition, offset, event, policy)
+        else:
+            result = _event(stores, partition, offset, event, policy)
+    except BaseException:
+        stores.rollback()
+        raise
+    stores.commit()
+    return result
+
+
+def _event(
+    stores: Stores, partition: int, offset: int, event: DispatchEvent, policy: Policy
+) -> Result:
     dispatch_uuid = uuid_text(event.dispatch_uuid)
     raw_before = stores.dispatches.get(dispatch_uuid)
     if isinstance(event, WebhookDelivered | WebhookAbandoned):
@@ -193,28 +236,47 @@ def _tick(stores: Stores, partition: int, offset: int, tick: Tick, policy: Polic
     result = Result()
     fired: list[timers.Due] = []
     for entry in due:
-        state = load(stores, entry.dispatch_uuid)
-        if state is None:
+        # Each entry is a unit of work of its own: one that fails is rolled
+        # back and dead-lettered, and the entries after it still fire.
+        savepoint = stores.savepoint()
+        try:
+            outputs = _fire(stores, partition, entry, tick, redelivered, policy)
+        except Exception as exc:
+            stores.rollback(savepoint)
+            result.failed_entries.append((f"timer entry failed: {exc!r}", timers.entry_json(entry)))
             continue
-        if redelivered:
-            outputs = _reassert_timeout(state, entry.step, tick.now, policy)
-            _arm(stores, partition, outputs)
-            if outputs:
-                _arm_submission(stores, partition, state)
-            if outputs:
-                save(stores, entry.dispatch_uuid, state)  # unchanged: see ``_rewrite``
-            result.outputs.extend(outputs)
-            continue
-        outputs = on_deadline(state, entry.step, entry.deadline_at, tick.now, policy)
-        if outputs:
+        if outputs and not redelivered:
             fired.append(entry)
-            save(stores, entry.dispatch_uuid, state)
-            _arm(stores, partition, outputs)
-            result.outputs.extend(outputs)
+        result.outputs.extend(outputs)
     if not redelivered:
         timers.remember_fired(stores.cursors, partition, offset, fired)
     result.fired = [entry.deadline_at for entry in fired]
     return result
+
+
+def _fire(
+    stores: Stores,
+    partition: int,
+    entry: timers.Due,
+    tick: Tick,
+    redelivered: bool,
+    policy: Policy,
+) -> list[Output]:
+    state = load(stores, entry.dispatch_uuid)
+    if state is None:
+        return []
+    if redelivered:
+        outputs = _reassert_timeout(state, entry.step, tick.now, policy)
+        if outputs:
+            _arm(stores, partition, outputs)
+            _arm_submission(stores, partition, state)
+            save(stores, entry.dispatch_uuid, state)  # unchanged: see ``_rewrite``
+        return outputs
+    outputs = on_deadline(state, entry.step, entry.deadline_at, tick.now, policy)
+    if outputs:
+        save(stores, entry.dispatch_uuid, state)
+        _arm(stores, partition, outputs)
+    return outputs
 
 
 def _reassert_timeout(

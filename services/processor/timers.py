@@ -215,6 +215,17 @@ def _remembered(cursors: Store, partition: int, cursor: Cursor, tick_offset: int
     return []
 
 
+def forget_cached_cursors() -> None:
+    """Drop the parsed cursors: after a rollback one may have been changed in
+    place without being saved."""
+    _LAST_CURSOR.clear()
+
+
+def entry_json(due: Due) -> bytes:
+    """An entry as the index files it, for a dead letter."""
+    return orjson.dumps([due.dispatch_uuid, due.step, due.deadline_at.isoformat()])
+
+
 def _due(entry: list[object]) -> Due:
     dispatch_uuid, step, deadline_iso = entry
     return Due(str(dispatch_uuid), int(str(step)), datetime.fromisoformat(str(deadline_iso)))
