@@ -24,7 +24,6 @@ from typing import cast
 from events.base import deterministic_id, uuid_of, uuid_text
 from events.codec import LogEvent
 from events.dispatch import (
-    DispatchEvent,
     MessageSendFailed,
     MessageStatusReceived,
     MessageSubmitted,
@@ -136,9 +135,8 @@ def process(stores: Stores, partition: int, offset: int, event: LogEvent, policy
     return result
 
 
-def _event(
-    stores: Stores, partition: int, offset: int, event: DispatchEvent, policy: Policy
-) -> Result:
+def _event(stores: Stores, partition: int, offset: int, event: LogEvent, policy: Policy) -> Result:
+    assert not isinstance(event, Tick)
     dispatch_uuid = uuid_text(event.dispatch_uuid)
     raw_before = stores.dispatches.get(dispatch_uuid)
     if isinstance(event, WebhookDelivered | WebhookAbandoned):
