@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from faust.types import TP
 
 from services.processor.app import build_app, recovery_silence
@@ -26,9 +28,9 @@ def test_the_recovery_watchdog_reads_what_faust_records(tmp_path: Path) -> None:
     # What faust sets when a recovery starts, and as changelog records come.
     recovery._set_recovery_started()
     started = recovery._recovery_started_at
-    assert recovery_silence(recovery, now=started + 30) == 30
+    assert recovery_silence(recovery, now=started + 30) == pytest.approx(30)
     tp = TP("t-dispatch-processor-dispatches-changelog", 0)
     recovery._active_events_received_at[tp] = started + 25
-    assert recovery_silence(recovery, now=started + 30) == 5
+    assert recovery_silence(recovery, now=started + 30) == pytest.approx(5)
     recovery._set_recovery_ended()
     assert recovery_silence(recovery, now=started + 300) is None
