@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from faust.types import TP
 
 from services.processor.app import build_app, recovery_silence
