@@ -11,6 +11,7 @@ from events.applications import ApplicationRegistered
 from events.base import Message
 from events.commands import DeliverWebhook, SendMessage
 from events.dispatch import (
+    MessageOutcomeUnknown,
     MessageSendFailed,
     MessageStatusReceived,
     MessageSubmitted,
@@ -31,6 +32,7 @@ LogEvent = (
     | StepStarted
     | MessageSubmitted
     | MessageSendFailed
+    | MessageOutcomeUnknown
     | MessageStatusReceived
     | TimerScheduled
     | StepTimedOut

@@ -87,6 +87,20 @@ class MessageSendFailed(DispatchEvent):
     http_status: int | None = None
 
 
+class MessageOutcomeUnknown(DispatchEvent):
+    """The provider may or may not have accepted the message: the call was sent
+    and then timed out or was cut, or a sender died during it. Never sent again
+    (that could send it twice): the step waits as if submitted at
+    ``attempted_at``, and a status callback naming its ``client_ref`` tells
+    which message it became; without one, the step's deadline decides."""
+
+    type: Literal["MessageOutcomeUnknown"] = "MessageOutcomeUnknown"
+    step: int
+    command_id: uuid.UUID
+    attempted_at: AwareDatetime
+    reason: str
+
+
 class MessageStatusReceived(DispatchEvent):
     """A Messages API status callback for one of this dispatch's messages."""
 

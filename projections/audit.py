@@ -31,6 +31,11 @@ def describe(event: dict[str, Any], workflow: list[dict[str, Any]] | None = None
             deadline = datetime.fromisoformat(event["occurred_at"]) + timedelta(seconds=expiry)
             condition = _condition(workflow or [], step)
             return f"{accepted}; fails over at {deadline.isoformat()} unless {condition}"
+        case "MessageOutcomeUnknown":
+            return (
+                f"{where}: no answer from the provider ({event['reason']}); not sent again, "
+                "waiting for a status naming it or the deadline"
+            )
         case "MessageSendFailed":
             error = event["error"]
             return f"{where}: send failed ({error.get('code')}: {error.get('reason')})"

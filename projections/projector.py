@@ -15,7 +15,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from events.codec import UndecodableMessage, decode_event
-from events.dispatch import DispatchEvent, MessageSubmitted
+from events.dispatch import DispatchEvent, MessageStatusReceived, MessageSubmitted
 from projections import view as views
 from projections.store import Batch, HistoryRow, ProjectionStore
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
@@ -52,6 +52,10 @@ def fold_records(store: ProjectionStore, records: list[ConsumerRecord]) -> Batch
         )
         if isinstance(event, MessageSubmitted):
             batch.messages[event.message_uuid] = (uuid, event.step)
+        elif isinstance(event, MessageStatusReceived) and event.step is not None:
+            # Routed by its client_ref: the message of a step whose send had
+            # an unknown outcome is known from here on.
+            batch.messages.setdefault(event.message_uuid, (uuid, event.step))
     return batch
 
 

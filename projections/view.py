@@ -13,6 +13,7 @@ from typing import Any
 
 from events.codec import LogEvent
 from events.dispatch import (
+    MessageOutcomeUnknown,
     MessageSendFailed,
     MessageStatusReceived,
     MessageSubmitted,
@@ -51,6 +52,7 @@ def new_view(event: WorkflowRequested) -> View:
                 "submitted_at": None,
                 "deadline_at": None,
                 "error": None,
+                "outcome_unknown": False,
                 "usage": None,
                 "statuses": [],
             }
@@ -90,14 +92,13 @@ def apply(view: View | None, event: LogEvent) -> View | None:
         case MessageSubmitted():
             if step is not None and step["message_uuid"] is None:
                 step["message_uuid"] = event.message_uuid
-                step["submitted_at"] = _iso(event.occurred_at)
-                if step["state"] in ("pending", "started"):
-                    step["state"] = "submitted"
-                    if event.step < len(view["steps"]) - 1 and step["expiry_time"] is not None:
-                        # A non-last step's deadline counts from its submission
-                        # (the processor's fold arms it the same way).
-                        expiry = timedelta(seconds=int(step["expiry_time"]))
-                        step["deadline_at"] = _iso(event.occurred_at + expiry)
+                _submitted(view, step, event.occurred_at)
+        case MessageOutcomeUnknown():
+            # Waits as if submitted at the attempt; a status naming the step
+            # (by client_ref) brings its message_uuid.
+            if step is not None and step["submitted_at"] is None and step["error"] is None:
+                step["outcome_unknown"] = True
+                _submitted(view, step, event.attempted_at)
         case MessageSendFailed():
             if step is not None and step["error"] is None:
                 step["error"] = event.error.model_dump()
@@ -130,6 +131,18 @@ def apply(view: View | None, event: LogEvent) -> View | None:
             if event.kind == "final":
                 view["final_report"]["abandoned"] = True
     return view
+
+
+def _submitted(view: View, step: dict[str, Any], at: Any) -> None:
+    if step["submitted_at"] is not None:
+        return
+    step["submitted_at"] = _iso(at)
+    if step["state"] in ("pending", "started"):
+        step["state"] = "submitted"
+        if step["step"] < len(view["steps"]) - 1 and step["expiry_time"] is not None:
+            # A non-last step's deadline counts from its submission (the
+            # processor's fold arms it the same way).
+            step["deadline_at"] = _iso(at + timedelta(seconds=int(step["expiry_time"])))
 
 
 def _apply_status(view: View, event: MessageStatusReceived) -> None:

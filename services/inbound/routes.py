@@ -20,9 +20,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from events.codec import encode, from_json
+from events.references import parse_client_ref
 from services.gateway.problems import problem_response
 from services.inbound.callback import StatusCallback, invalid_parameters, status_event
-from services.inbound.index import MessageIndex
+from services.inbound.index import MessageIndex, MessageRef
 from services.inbound.signature import InvalidSignature, verify
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,14 @@ class InboundDeps:
     # How long an unknown message_uuid waits for the index to catch up.
     lookup_wait_s: float = 2.0
     produce_timeout_s: float = 10.0
+
+
+def ref_from_client_ref(text: str | None) -> MessageRef | None:
+    """The dispatch and step a ``client_ref`` of ours names (the sender sends
+    every message with one): no lookup needed, and a send whose outcome was
+    unknown learns its message from it."""
+    parsed = parse_client_ref(text)
+    return MessageRef(*parsed) if parsed is not None else None
 
 
 def inbound_routes(deps: InboundDeps) -> list[Route]:
@@ -75,7 +84,9 @@ def inbound_routes(deps: InboundDeps) -> list[Route]:
                 "The status callback has invalid fields.",
                 invalid_parameters=invalid_parameters(exc),
             )
-        ref = await deps.index.lookup(callback.message_uuid, wait=deps.lookup_wait_s)
+        ref = ref_from_client_ref(callback.client_ref)
+        if ref is None:
+            ref = await deps.index.lookup(callback.message_uuid, wait=deps.lookup_wait_s)
         if ref is None:
             return problem_response(404, f"No message with message_uuid {callback.message_uuid}.")
         event = status_event(callback, ref)

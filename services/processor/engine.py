@@ -24,6 +24,7 @@ from typing import cast
 from events.base import deterministic_id, uuid_of, uuid_text
 from events.codec import LogEvent
 from events.dispatch import (
+    MessageOutcomeUnknown,
     MessageSendFailed,
     MessageStatusReceived,
     MessageSubmitted,
@@ -157,7 +158,7 @@ def _event(stores: Stores, partition: int, offset: int, event: LogEvent, policy:
         return Result(outputs=outputs)
     before_seen = len(state.seen) if state is not None else 0
     # Only a submission arms a deadline in the fold itself.
-    submission = isinstance(event, MessageSubmitted)
+    submission = isinstance(event, MessageSubmitted | MessageOutcomeUnknown)
     armed_before = _submission_deadline(state) if submission else None
     state = apply(state, event)
     if state is None:

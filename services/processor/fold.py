@@ -18,6 +18,7 @@ from functools import lru_cache
 from events.base import deterministic_id, uuid_text
 from events.codec import LogEvent
 from events.dispatch import (
+    MessageOutcomeUnknown,
     MessageSendFailed,
     MessageStatusReceived,
     MessageSubmitted,
@@ -80,6 +81,8 @@ def apply(state: DispatchState | None, event: LogEvent) -> DispatchState | None:
             )
     elif isinstance(event, MessageSubmitted):
         _submitted(state, event)
+    elif isinstance(event, MessageOutcomeUnknown):
+        _outcome_unknown(state, event)
     elif isinstance(event, MessageSendFailed):
         step = _step(state, event.step)
         if step is not None and step.send_failed is None and step.message_uuid is None:
@@ -129,17 +132,7 @@ def _submitted(state: DispatchState, event: MessageSubmitted) -> None:
         return
     if step.message_uuid is None:
         step.message_uuid = event.message_uuid
-    if step.submitted_at is None:
-        step.submitted_at = event.occurred_at.isoformat()
-        in_flight = state.waiting(step.index)
-        if in_flight and not state.is_last(step.index) and not step.armed_on_submission:
-            # A non-last step's deadline follows from the log alone (this
-            # submission and the workflow's expiry_time), so the fold arms it
-            # and no decision event carries it (logs written before carry a
-            # TimerScheduled with the same deadline, folded as a no-op). A step
-            # no longer waiting keeps the deadline it ended with.
-            step.deadline_at = expiry_deadline(state, step.index, event.occurred_at).isoformat()
-            step.armed_on_submission = True
+    _mark_submitted(state, step, event.occurred_at)
     # Statuses that raced ahead of the submission now find their step.
     waiting = [s for s in state.unattributed if s["message_uuid"] == step.message_uuid]
     if waiting:
@@ -147,6 +140,31 @@ def _submitted(state: DispatchState, event: MessageSubmitted) -> None:
         state.unattributed = [
             s for s in state.unattributed if s["message_uuid"] != step.message_uuid
         ]
+
+
+def _outcome_unknown(state: DispatchState, event: MessageOutcomeUnknown) -> None:
+    """The step waits as if submitted when the call was made; a status naming
+    its step (by ``client_ref``) gives it its message."""
+    step = _step(state, event.step)
+    if step is None or step.send_failed is not None or step.submitted_at is not None:
+        return
+    step.outcome_unknown = True
+    _mark_submitted(state, step, event.attempted_at)
+
+
+def _mark_submitted(state: DispatchState, step: StepState, at: datetime) -> None:
+    if step.submitted_at is not None:
+        return
+    step.submitted_at = at.isoformat()
+    in_flight = state.waiting(step.index)
+    if in_flight and not state.is_last(step.index) and not step.armed_on_submission:
+        # A non-last step's deadline follows from the log alone (this
+        # submission and the workflow's expiry_time), so the fold arms it
+        # and no decision event carries it (logs written before carry a
+        # TimerScheduled with the same deadline, folded as a no-op). A step
+        # no longer waiting keeps the deadline it ended with.
+        step.deadline_at = expiry_deadline(state, step.index, at).isoformat()
+        step.armed_on_submission = True
 
 
 def _status(state: DispatchState, event: MessageStatusReceived) -> None:

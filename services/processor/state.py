@@ -37,6 +37,9 @@ class StepState:
     # then a guard counted from the start keeps a silent sender from stalling it.
     armed_on_submission: bool = False
     timed_out: bool = False
+    # The send's outcome is unknown (see MessageOutcomeUnknown): the step waits
+    # as if submitted, with no message_uuid until a status names it.
+    outcome_unknown: bool = False
     # Status names in log order; the first decisive one decides the step.
     statuses: list[str] = field(default_factory=list)
 

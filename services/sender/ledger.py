@@ -8,7 +8,8 @@ then answered from here:
 - outcome recorded → re-append the same event (deterministic id, harmless);
 - intent only → the process died during the call. The provider may or may not
   have accepted it, and calling again could send it twice, so it is not sent
-  again: the step fails with "outcome unknown" and the workflow fails over.
+  again: the step's outcome is unknown (``MessageOutcomeUnknown``) and it waits
+  as if submitted when the intent was recorded.
 
 Every sender instance follows the whole topic, and catches up to its end before
 it processes newly assigned partitions, so an instance that takes over from a
@@ -22,25 +23,27 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from events.codec import UndecodableMessage, decode_event, encode, from_json, to_json
-from events.dispatch import MessageSendFailed, MessageSubmitted
+from events.dispatch import MessageOutcomeUnknown, MessageSendFailed, MessageSubmitted
 from services.kafka import KafkaSettings, follow_from_beginning, reached
 
 log = logging.getLogger(__name__)
 
-Outcome = MessageSubmitted | MessageSendFailed
-
-_INTENT = {"state": "intent"}
+Outcome = MessageSubmitted | MessageSendFailed | MessageOutcomeUnknown
 
 
 @dataclass(frozen=True)
 class Intent:
-    """A call was started for this command; its outcome is not known."""
+    """A call was started for this command (at ``at``; None in intents recorded
+    before the time was); its outcome is not known."""
+
+    at: datetime | None = None
 
 
 INTENT = Intent()
@@ -58,12 +61,15 @@ def parse_entry(value: bytes) -> LedgerEntry | None:
     except ValueError:
         return None
     if isinstance(data, dict) and data.get("state") == "intent":
-        return INTENT
+        try:
+            return Intent(datetime.fromisoformat(data["at"])) if data.get("at") else INTENT
+        except (TypeError, ValueError):
+            return INTENT
     try:
         event = decode_event(value)
     except UndecodableMessage:
         return None
-    return event if isinstance(event, MessageSubmitted | MessageSendFailed) else None
+    return event if isinstance(event, Outcome) else None
 
 
 async def ensure_ledger_topic(settings: KafkaSettings, retention_ms: int) -> None:
@@ -104,11 +110,12 @@ class Ledger:
             return
         self._entries[command_id] = entry
 
-    async def record_intent(self, command_id: uuid.UUID) -> None:
+    async def record_intent(self, command_id: uuid.UUID, at: datetime) -> None:
+        record = {"state": "intent", "at": at.isoformat()}
         await self._producer.send_and_wait(
-            self._topic, to_json(_INTENT), key=str(command_id).encode()
+            self._topic, to_json(record), key=str(command_id).encode()
         )
-        self.apply(command_id, INTENT)
+        self.apply(command_id, Intent(at))
 
     async def record_outcome(self, command_id: uuid.UUID, event: Outcome) -> None:
         await self._producer.send_and_wait(self._topic, encode(event), key=str(command_id).encode())

@@ -4,11 +4,17 @@ another try."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from events.base import deterministic_id
 from events.commands import SendMessage
-from events.dispatch import ErrorDetail, MessageSendFailed, MessageSubmitted
+from events.dispatch import (
+    ErrorDetail,
+    MessageOutcomeUnknown,
+    MessageSendFailed,
+    MessageSubmitted,
+)
 
 
 @dataclass(frozen=True)
@@ -27,13 +33,22 @@ class Refused:
 
 @dataclass(frozen=True)
 class Transient:
-    """Worth another try: 5xx, 429, timeout, connection error."""
+    """Surely not accepted, so worth another try: a 5xx or 429 answer, a
+    connection refused or not made in time."""
 
     reason: str
     http_status: int | None = None
 
 
-Answer = Submitted | Refused | Transient
+@dataclass(frozen=True)
+class Unknown:
+    """The request went out and no answer came back (a read timeout, a cut
+    connection): the provider may have accepted it. Never tried again."""
+
+    reason: str
+
+
+Answer = Submitted | Refused | Transient | Unknown
 
 
 def classify(status: int, body: Any) -> Answer:
@@ -91,11 +106,26 @@ def failed_event(
     )
 
 
+def unknown_event(
+    command: SendMessage, reason: str, attempted_at: datetime
+) -> MessageOutcomeUnknown:
+    return MessageOutcomeUnknown(
+        event_id=deterministic_id(command.dispatch_uuid, command.step, "outcome-unknown"),
+        dispatch_uuid=command.dispatch_uuid,
+        step=command.step,
+        command_id=command.event_id,
+        attempted_at=attempted_at,
+        reason=reason,
+    )
+
+
 def outcome_event(
-    command: SendMessage, answer: Submitted | Refused
-) -> MessageSubmitted | MessageSendFailed:
+    command: SendMessage, answer: Submitted | Refused | Unknown, attempted_at: datetime
+) -> MessageSubmitted | MessageSendFailed | MessageOutcomeUnknown:
     if isinstance(answer, Submitted):
         return submitted_event(command, answer.message_uuid)
+    if isinstance(answer, Unknown):
+        return unknown_event(command, answer.reason, attempted_at)
     return failed_event(command, answer.reason, code=answer.code, http_status=answer.http_status)
 
 

@@ -20,6 +20,7 @@ from services.sender.outcomes import (
     Refused,
     Submitted,
     Transient,
+    Unknown,
     backoff_delays,
     classify,
 )
@@ -71,10 +72,13 @@ class MessagesApiClient:
             ) as response:
                 status = response.status
                 content = await response.read()
-        except TimeoutError as exc:
-            return Transient(f"provider timed out ({type(exc).__name__})")
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # No connection was made: the request surely never reached the provider.
             return Transient(f"provider unreachable ({type(exc).__name__}: {exc})")
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            # Sent, then no answer (a read timeout, a cut connection): it may
+            # have been accepted, so it is never sent again.
+            return Unknown(f"no answer from the provider ({type(exc).__name__}: {exc})")
         try:
             parsed: Any = from_json(content) if content else None
         except ValueError:
@@ -117,9 +121,10 @@ async def submit_with_retries(
     max_s: float,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
-) -> Submitted | Refused:
-    """Try until a final answer, or until ``budget_s`` is spent on transient
-    failures; then the last transient failure becomes a refusal."""
+) -> Submitted | Refused | Unknown:
+    """Try until a final answer, or until ``budget_s`` is spent on failures
+    that surely were not accepted; then the last of those becomes a refusal.
+    An unknown outcome ends the tries at once: another could send it twice."""
     started = clock()
     delays = backoff_delays(initial_s, max_s)
     attempt = 0

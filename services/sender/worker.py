@@ -17,20 +17,22 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
+from events.base import utcnow
 from events.codec import UndecodableMessage, decode_send, encode
 from events.commands import SendMessage
+from events.references import client_ref
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
 from services.sender.config import SenderConfig
 from services.sender.ledger import Intent, Ledger, Outcome
 from services.sender.offsets import OffsetTracker
-from services.sender.outcomes import failed_event, outcome_event
+from services.sender.outcomes import outcome_event, unknown_event
 from services.sender.provider import Provider, submit_with_retries
 
 log = logging.getLogger(__name__)
 
 OUTCOME_UNKNOWN = (
-    "outcome unknown after sender restart: the provider may have accepted the message, "
-    "so it is not sent again"
+    "outcome unknown after a sender stopped during the call: the provider may have "
+    "accepted the message, so it is not sent again"
 )
 
 
@@ -181,22 +183,25 @@ class SenderWorker:
         entry = self._ledger.get(command_id)
         event: Outcome
         if entry is None:
-            await self._until_kafka_ok(lambda: self._ledger.record_intent(command_id))
+            attempted_at = utcnow()
+            await self._until_kafka_ok(lambda: self._ledger.record_intent(command_id, attempted_at))
             answer = await submit_with_retries(
                 self._provider,
                 command.message,
-                str(command_id),
+                client_ref(command.dispatch_uuid, command.step),
                 budget_s=self._config.retry_budget_s,
                 initial_s=self._config.retry_initial_s,
                 max_s=self._config.retry_max_s,
             )
-            event = outcome_event(command, answer)
+            event = outcome_event(command, answer, attempted_at)
             # The ledger's outcome first: if we die before the event is on the
             # log, the redelivered command re-appends it from the ledger.
             await self._until_kafka_ok(lambda: self._ledger.record_outcome(command_id, event))
         elif isinstance(entry, Intent):
-            log.warning("command %s was in flight when a sender stopped; failing it", command_id)
-            event = failed_event(command, OUTCOME_UNKNOWN)
+            log.warning(
+                "command %s was in flight when a sender stopped; not sent again", command_id
+            )
+            event = unknown_event(command, OUTCOME_UNKNOWN, entry.at or utcnow())
             await self._until_kafka_ok(lambda: self._ledger.record_outcome(command_id, event))
         else:
             event = entry

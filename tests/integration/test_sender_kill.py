@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from events.dispatch import MessageSendFailed, MessageSubmitted
+from events.dispatch import MessageOutcomeUnknown, MessageSubmitted
+from events.references import client_ref
 from services.kafka import KafkaSettings
 from tests.integration.test_sender_support import (
     decoded,
@@ -33,14 +34,14 @@ async def _attempts(base_url: str, client_ref: str) -> int:
     return int((await simulator_sends(base_url))["attempts"].get(client_ref, 0))
 
 
-async def test_killed_during_the_call_the_step_fails_over_instead_of_a_second_send(
+async def test_killed_during_the_call_the_outcome_is_unknown_instead_of_a_second_send(
     kafka_settings: KafkaSettings, processes: list[Process], tmp_path: Path
 ) -> None:
     rules = write_rules(tmp_path, {"9": {"latency_s": 3, "statuses": []}})
     _, base_url = start_simulator(processes, tmp_path, SIMULATOR_RULES=rules)
     first = start_sender(processes, kafka_settings, tmp_path, base_url, name="sender-1")
     command = sms_command("447700900009")
-    ref = str(command.event_id)
+    ref = client_ref(command.dispatch_uuid, command.step)
     await send_commands(kafka_settings, [command])
 
     # The call is in flight at the provider (which takes 3 s to answer).
@@ -55,8 +56,10 @@ async def test_killed_during_the_call_the_step_fails_over_instead_of_a_second_se
         kafka_settings, kafka_settings.topics.events, until=lambda rs: len(rs) >= 1, timeout=60
     )
     ((_, event),) = decoded(records)
-    assert isinstance(event, MessageSendFailed)
-    assert "outcome unknown" in event.error.reason
+    # Not a failure (the provider did accept it): the step waits as if
+    # submitted, for a status naming its client_ref.
+    assert isinstance(event, MessageOutcomeUnknown)
+    assert "outcome unknown" in event.reason
     assert event.command_id == command.event_id
     # Give a wrong second send every chance to happen before counting.
     await asyncio.sleep(4)
@@ -77,7 +80,7 @@ async def test_killed_before_the_commit_the_outcome_is_re_emitted_without_a_send
         SENDER_COMMIT_INTERVAL_S="3600",
     )
     command = sms_command("447700900001")
-    ref = str(command.event_id)
+    ref = client_ref(command.dispatch_uuid, command.step)
     await send_commands(kafka_settings, [command])
     await read_records(
         kafka_settings, kafka_settings.topics.events, until=lambda rs: len(rs) >= 1, timeout=30

@@ -4,6 +4,7 @@ events keep their order."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 import uuid
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from events.dispatch import MessageSendFailed, MessageSubmitted
+from events.commands import SendMessage
+from events.dispatch import MessageOutcomeUnknown, MessageSendFailed, MessageSubmitted
+from events.references import client_ref
 from services.kafka import KafkaSettings
 from tests.integration.test_sender_support import (
     decoded,
@@ -79,8 +82,8 @@ async def test_each_outcome_class_becomes_its_event(
     # 503, 503, then accepted: retried, and still only one accepted send.
     assert isinstance(events[flaky.event_id][1], MessageSubmitted)
     sends = await simulator_sends(base_url)
-    assert sends["attempts"][str(flaky.event_id)] == 3
-    assert sends["accepted"][str(flaky.event_id)] == 1
+    assert sends["attempts"][ref(flaky)] == 3
+    assert sends["accepted"][ref(flaky)] == 1
 
     gave_up = events[down.event_id][1]
     assert isinstance(gave_up, MessageSendFailed)
@@ -97,8 +100,41 @@ async def test_each_outcome_class_becomes_its_event(
     assert order.index(slow.event_id) < order.index(after_slow.event_id)
     assert slow_event.occurred_at < next_event.occurred_at
 
-    # Every command reached the provider with its command id as client_ref.
-    assert set(sends["attempts"]) == {str(c.event_id) for c in commands}
+    # Every command reached the provider with its dispatch and step as client_ref.
+    assert set(sends["attempts"]) == {ref(c) for c in commands}
+
+
+def ref(command: SendMessage) -> str:
+    return client_ref(command.dispatch_uuid, command.step)
+
+
+async def test_a_provider_that_accepts_after_the_read_timeout_gets_the_step_once(
+    kafka_settings: KafkaSettings, processes: list[Process], tmp_path: Path
+) -> None:
+    # The provider takes 2 s to answer, the sender waits 0.5 s: the message is
+    # accepted, but the sender cannot know. Retrying would send it twice.
+    rules = write_rules(
+        tmp_path, {"7": {"latency_s": 2, "statuses": [{"after_s": 0, "status": "delivered"}]}}
+    )
+    _, base_url = start_simulator(processes, tmp_path, SIMULATOR_RULES=rules)
+    start_sender(processes, kafka_settings, tmp_path, base_url, PROVIDER_READ_TIMEOUT_S="0.5")
+    slow = sms_command("447700900007")
+    await send_commands(kafka_settings, [slow])
+    records = await read_records(
+        kafka_settings, kafka_settings.topics.events, until=lambda rs: len(rs) >= 1, timeout=30
+    )
+    ((_, event),) = decoded(records)
+    assert isinstance(event, MessageOutcomeUnknown)
+    assert event.command_id == slow.event_id
+    assert "no answer" in event.reason
+    # Long enough for any retry (0.1 s backoff) to have reached the provider.
+    for _ in range(40):
+        sends = await simulator_sends(base_url)
+        if sends["accepted"].get(ref(slow)):
+            break
+        await asyncio.sleep(0.1)
+    assert sends["attempts"][ref(slow)] == 1
+    assert sends["accepted"][ref(slow)] == 1
 
 
 async def test_an_unreachable_provider_fails_the_step_after_the_budget(

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from events.codec import decode_event
 from events.commands import SendMessage
-from events.dispatch import MessageSendFailed, MessageSubmitted
+from events.dispatch import MessageOutcomeUnknown, MessageSubmitted
 from events.topics import Topics
 from services.kafka import KafkaSettings
 from services.sender.config import SenderConfig
-from services.sender.ledger import INTENT, Ledger
+from services.sender.ledger import INTENT, Intent, Ledger
 from services.sender.outcomes import Answer, Submitted
 from services.sender.worker import SenderWorker
 
@@ -32,11 +33,13 @@ class RecordingProducer:
 class CountingProvider:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+        self.command_id: uuid.UUID | None = None
         self.calls: list[tuple[str, object]] = []
 
     async def submit(self, message: dict[str, Any], client_ref: str) -> Answer:
-        # What the ledger held at the moment of the call.
-        self.calls.append((client_ref, self.ledger.get(uuid.UUID(client_ref))))
+        # What the ledger held for the command at the moment of the call.
+        assert self.command_id is not None
+        self.calls.append((client_ref, self.ledger.get(self.command_id)))
         return Submitted("msg-1")
 
 
@@ -61,8 +64,12 @@ def _command() -> SendMessage:
 async def test_the_intent_is_durable_before_the_provider_is_called() -> None:
     worker, producer, provider, _ = _setup()
     command = _command()
+    provider.command_id = command.event_id
     await worker.handle(command)
-    assert provider.calls == [(str(command.event_id), INTENT)]
+    ((ref, entry),) = provider.calls
+    # The reference names the dispatch and step, so statuses route by it.
+    assert ref == f"{command.dispatch_uuid}:1"
+    assert isinstance(entry, Intent) and entry.at is not None
     events = [decode_event(v) for v in producer.on(SETTINGS.topics.events)]
     assert len(events) == 1
     assert isinstance(events[0], MessageSubmitted)
@@ -73,6 +80,7 @@ async def test_the_intent_is_durable_before_the_provider_is_called() -> None:
 async def test_a_redelivered_command_re_emits_its_outcome_without_a_call() -> None:
     worker, producer, provider, _ = _setup()
     command = _command()
+    provider.command_id = command.event_id
     await worker.handle(command)
     await worker.handle(command)
     assert len(provider.calls) == 1
@@ -80,15 +88,19 @@ async def test_a_redelivered_command_re_emits_its_outcome_without_a_call() -> No
     assert first == second  # same event, same id: consumers drop the duplicate
 
 
-async def test_a_command_whose_outcome_is_unknown_fails_instead_of_sending_again() -> None:
+async def test_a_command_whose_outcome_is_unknown_waits_instead_of_sending_again() -> None:
     worker, producer, provider, ledger = _setup()
     command = _command()
-    ledger.apply(command.event_id, INTENT)  # a sender died during the call
+    attempted = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    ledger.apply(command.event_id, Intent(attempted))  # a sender died during the call
     await worker.handle(command)
     assert provider.calls == []
     (event,) = [decode_event(v) for v in producer.on(SETTINGS.topics.events)]
-    assert isinstance(event, MessageSendFailed)
-    assert "outcome unknown" in event.error.reason
+    # Not a failure: the provider may have accepted it; the step waits as if
+    # submitted at the attempt, for a status naming its client_ref.
+    assert isinstance(event, MessageOutcomeUnknown)
+    assert event.attempted_at == attempted
+    assert "outcome unknown" in event.reason
     assert producer.sent[-1][2] == str(command.dispatch_uuid).encode()
 
 

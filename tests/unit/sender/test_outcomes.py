@@ -11,6 +11,7 @@ from services.sender.outcomes import (
     Refused,
     Submitted,
     Transient,
+    Unknown,
     backoff_delays,
     classify,
     failed_event,
@@ -120,3 +121,15 @@ async def test_a_refusal_is_never_retried() -> None:
     )
     assert answer == Refused(422, 1020, "no")
     assert len(provider.calls) == 1
+
+
+async def test_an_unknown_outcome_is_never_retried() -> None:
+    # The request went out and no answer came: the provider may have accepted
+    # it, so another try could send the message twice.
+    clock = FakeClock()
+    provider = ScriptedProvider([Unknown("read timed out"), Submitted("m-2")])
+    answer = await submit_with_retries(
+        provider, {}, "ref", budget_s=60, initial_s=1, max_s=8, sleep=clock.sleep, clock=clock
+    )
+    assert answer == Unknown("read timed out")
+    assert provider.calls == ["ref"]
