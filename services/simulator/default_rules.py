@@ -47,6 +47,10 @@ DEFAULT_RULES: dict[str, Any] = {
             "fail_http_status": 503,
             "statuses": [_SUBMITTED, _DELIVERED, _READ],
         },
+        # Accepts the message but answers only after 60 s (15 s at the default
+        # speed of 4 in tests): longer than the sender's read timeout, so the
+        # sender cannot know it was accepted. Statuses name it by client_ref.
+        "6": {"latency_s": 60, "statuses": [_SUBMITTED, _DELIVERED]},
     },
     # Every other last digit.
     "default": {"statuses": [_SUBMITTED, _DELIVERED]},

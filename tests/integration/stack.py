@@ -125,6 +125,8 @@ class Stack:
             "WEBHOOK_ALLOW_PRIVATE": "1",
             "WEBHOOK_RETRY_INITIAL_S": "0.5",
             "GATEWAY_RATE_LIMIT_PER_S": "0",
+            # Digit 6 answers after 60 s / speed: past this, the outcome is unknown.
+            "PROVIDER_READ_TIMEOUT_S": "5",
         }
 
     def start(self, name: str, *args: str) -> Process:

@@ -65,6 +65,13 @@ SCENARIOS: dict[str, tuple[list[dict[str, Any]], str, list[list[str]]]] = {
         "completed",
         [["submitted", "delivered"], ["submitted", "delivered", "read"]],
     ),
+    "provider answers after the sender gave up waiting": (
+        # The send's outcome is unknown to the sender (read timeout); it is not
+        # sent again, and the statuses naming its client_ref complete it.
+        [item("sms", "447700900006", failover(60)), item("sms", "447700900001")],
+        "completed",
+        [["submitted", "delivered"]],
+    ),
     "single message rejected": (
         [item("sms", "447700900002")],
         "error",
