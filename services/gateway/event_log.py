@@ -11,19 +11,16 @@ next write.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from typing import Protocol
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from prometheus_client import Histogram
 
 from events.codec import encode
 from events.dispatch import DispatchEvent
-from services.kafka import KafkaSettings, make_producer
+from services.kafka import KafkaSettings
+from services.producer import ProducerUnavailable, RebuildingProducer
 
 log = logging.getLogger(__name__)
 
@@ -45,85 +42,33 @@ class EventLog(Protocol):
 
 
 class KafkaEventLog:
+    """``dispatch.events`` through a producer that is rebuilt when it fails
+    (``services.producer``): a write that timed out is dropped, never flushed
+    later behind a 503."""
+
     def __init__(
         self, settings: KafkaSettings, *, timeout_s: float = 5.0, linger_ms: int = 5
     ) -> None:
         self._settings = settings
-        self._timeout_s = timeout_s
-        self._linger_ms = linger_ms
-        self._producer: AIOKafkaProducer | None = None
-        self._starting = asyncio.Lock()
+        self._producer = RebuildingProducer(settings, timeout_s=timeout_s, linger_ms=linger_ms)
 
     async def start(self) -> None:
-        """Connect now (best effort): a gateway may start while Kafka is away."""
-        try:
-            await asyncio.wait_for(self._ensure_producer(), self._timeout_s)
-        except (TimeoutError, KafkaError, OSError) as exc:
-            log.warning("Kafka not reachable at start, will retry on demand: %r", exc)
-
-    async def _ensure_producer(self) -> AIOKafkaProducer:
-        async with self._starting:
-            if self._producer is None:
-                producer = make_producer(self._settings, linger_ms=self._linger_ms)
-                try:
-                    await producer.start()
-                except BaseException:
-                    await _abandon(producer)
-                    raise
-                self._producer = producer
-            return self._producer
+        await self._producer.start()
 
     async def append(self, event: DispatchEvent) -> None:
         started = time.perf_counter()
-        producer: AIOKafkaProducer | None = None
         try:
-            async with asyncio.timeout(self._timeout_s):
-                producer = await self._ensure_producer()
-                await producer.send_and_wait(
-                    self._settings.topics.events,
-                    encode(event),
-                    key=str(event.dispatch_uuid).encode(),
-                )
-        except (TimeoutError, KafkaError, OSError) as exc:
-            # Only the producer this write used: a newer one may be healthy.
-            if producer is not None and producer is self._producer:
-                self._producer = None
-                await _abandon(producer)
-            raise EventLogUnavailable(repr(exc)) from exc
+            await self._producer.send_and_wait(
+                self._settings.topics.events,
+                encode(event),
+                key=str(event.dispatch_uuid).encode(),
+            )
+        except ProducerUnavailable as exc:
+            raise EventLogUnavailable(str(exc)) from exc
         PRODUCE_SECONDS.observe(time.perf_counter() - started)
 
     async def reachable(self) -> bool:
-        """True when the producer holds fresh cluster metadata from a broker."""
-        try:
-            async with asyncio.timeout(min(self._timeout_s, 2.0)):
-                producer = await self._ensure_producer()
-                await producer.client.fetch_all_metadata()
-                return True
-        except (TimeoutError, KafkaError, OSError):
-            return False
+        return await self._producer.reachable()
 
     async def stop(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is None:
-            return
-        try:
-            # A clean stop flushes what is in flight; bounded, then abandoned.
-            await asyncio.wait_for(producer.stop(), self._timeout_s)
-        except (TimeoutError, KafkaError, OSError):
-            await _abandon(producer)
-
-
-async def _abandon(producer: AIOKafkaProducer) -> None:
-    """Close a producer *without* flushing: its unsent batches are dropped.
-
-    ``AIOKafkaProducer.stop`` waits for every pending batch, which an
-    idempotent producer retries forever; cancelling the sender task is the only
-    way to make sure a record we answered 503 for is never written later.
-    """
-    producer._closed = True
-    sender = getattr(producer, "_sender", None)
-    if sender is not None:
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await sender.close()
-    with contextlib.suppress(Exception):
-        await producer.client.close()
+        await self._producer.stop()

@@ -16,7 +16,8 @@ from services.gateway.problems import problem_response
 from services.gateway.reads import ProjectorClient, read_routes
 from services.inbound.bootstrap import inbound_deps
 from services.inbound.routes import STATUS_PATH, inbound_routes
-from services.kafka import KafkaSettings, make_producer
+from services.kafka import KafkaSettings
+from services.producer import RebuildingProducer
 
 
 class InboundMount:
@@ -28,7 +29,7 @@ class InboundMount:
         self._resources = contextlib.AsyncExitStack()
 
     async def start(self) -> None:
-        producer = make_producer(self._kafka)
+        producer = RebuildingProducer(self._kafka)
         await producer.start()
         self._resources.push_async_callback(producer.stop)
         deps = await self._resources.enter_async_context(inbound_deps(self._kafka, producer))

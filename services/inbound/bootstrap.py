@@ -12,16 +12,15 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 
-from aiokafka import AIOKafkaProducer
-
 from services.inbound.index import MessageIndex
 from services.inbound.routes import InboundDeps
 from services.kafka import KafkaSettings
+from services.producer import EventWriter
 
 
 @contextlib.asynccontextmanager
 async def inbound_deps(
-    settings: KafkaSettings, producer: AIOKafkaProducer, *, signature_secret: str | None = None
+    settings: KafkaSettings, producer: EventWriter, *, signature_secret: str | None = None
 ) -> AsyncIterator[InboundDeps]:
     """``producer`` is the host's acks=all producer (``services.kafka.make_producer``);
     ``signature_secret`` overrides ``INBOUND_SIGNATURE_SECRET``."""

@@ -12,7 +12,6 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -25,6 +24,7 @@ from services.gateway.problems import problem_response
 from services.inbound.callback import StatusCallback, invalid_parameters, status_event
 from services.inbound.index import MessageIndex, MessageRef
 from services.inbound.signature import InvalidSignature, verify
+from services.producer import EventWriter, ProducerUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,9 @@ MAX_BODY_BYTES = 64 * 1024
 @dataclass
 class InboundDeps:
     index: MessageIndex
-    producer: AIOKafkaProducer
+    # The host's producer: a ``RebuildingProducer`` in the gateway, so a
+    # producer wedged by a broker restart is replaced, not kept failing.
+    producer: EventWriter
     events_topic: str
     # When set, every callback must carry a valid signature (401 otherwise).
     signature_secret: str = ""
@@ -97,7 +99,7 @@ def inbound_routes(deps: InboundDeps) -> list[Route]:
                 ),
                 deps.produce_timeout_s,
             )
-        except (KafkaError, TimeoutError) as exc:
+        except (KafkaError, TimeoutError, ProducerUnavailable) as exc:
             log.warning("could not append status of %s: %s", callback.message_uuid, exc)
             return problem_response(
                 503, "The status could not be recorded; retry later.", headers={"Retry-After": "5"}

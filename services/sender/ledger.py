@@ -25,13 +25,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from events.codec import UndecodableMessage, decode_event, encode, from_json, to_json
 from events.dispatch import MessageOutcomeUnknown, MessageSendFailed, MessageSubmitted
 from services.kafka import KafkaSettings, follow_from_beginning, reached
+from services.producer import EventWriter
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ async def ensure_ledger_topic(settings: KafkaSettings, retention_ms: int) -> Non
 
 
 class Ledger:
-    def __init__(self, settings: KafkaSettings, producer: AIOKafkaProducer) -> None:
+    def __init__(self, settings: KafkaSettings, producer: EventWriter) -> None:
         self._settings = settings
         self._topic = ledger_topic(settings)
         self._producer = producer

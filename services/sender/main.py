@@ -7,7 +7,8 @@ import logging
 import os
 import signal
 
-from services.kafka import KafkaSettings, ensure_topics, make_producer
+from services.kafka import KafkaSettings, ensure_topics
+from services.producer import RebuildingProducer
 from services.sender.config import SenderConfig
 from services.sender.ledger import Ledger, ensure_ledger_topic
 from services.sender.provider import MessagesApiClient
@@ -23,7 +24,9 @@ async def serve(config: SenderConfig, settings: KafkaSettings, stop: asyncio.Eve
     await ensure_ledger_topic(
         settings, int(os.environ.get("SENDER_LEDGER_RETENTION_MS", str(WEEK_MS)))
     )
-    producer = make_producer(settings)
+    # Rebuilt when it fails: a broker restart can leave an idempotent
+    # producer failing every write (services/producer.py).
+    producer = RebuildingProducer(settings)
     await producer.start()
     ledger = Ledger(settings, producer)
     provider = MessagesApiClient(config)

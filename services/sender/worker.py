@@ -13,7 +13,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
@@ -22,6 +22,7 @@ from events.codec import UndecodableMessage, decode_send, encode
 from events.commands import SendMessage
 from events.references import client_ref
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
+from services.producer import EventWriter, until_written
 from services.sender.config import SenderConfig
 from services.sender.ledger import Intent, Ledger, Outcome
 from services.sender.offsets import OffsetTracker
@@ -53,7 +54,7 @@ class SenderWorker:
         config: SenderConfig,
         settings: KafkaSettings,
         provider: Provider,
-        producer: AIOKafkaProducer,
+        producer: EventWriter,
         ledger: Ledger,
         *,
         shutdown_grace_s: float = 10.0,
@@ -214,15 +215,7 @@ class SenderWorker:
 
     async def _until_kafka_ok(self, write: Callable[[], Awaitable[object]]) -> None:
         """Retry a Kafka write until it is acknowledged: losing it is never an option."""
-        delay = 0.5
-        while True:
-            try:
-                await write()
-                return
-            except KafkaError as exc:
-                log.warning("Kafka write failed (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        await until_written(write, what="a sender record")
 
     # -- commits and rebalances --------------------------------------------------
     async def _commit_periodically(self) -> None:
@@ -269,13 +262,18 @@ class SenderWorker:
 
     async def partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         # A previous owner may have written intents we have not read yet.
-        try:
-            await self._ledger.catch_up()
-        except TimeoutError:
-            # Sending without them could send twice: stop, and let a restart retry.
-            log.error("could not catch up with the sender ledger; stopping")
-            self._stop.set()
-            return
+        # Sending without them could send twice, so nothing is sent until they
+        # are read; the broker may be away for a while (a restart), which is
+        # waited out rather than ended with an exit.
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                await self._ledger.catch_up(timeout=30.0)
+                break
+            except (TimeoutError, KafkaError, OSError) as exc:
+                log.warning("could not catch up with the sender ledger (%r); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
         log.info("sender assigned %s", sorted(tp.partition for tp in assigned))
 
     async def _drain_lanes(self, grace_s: float) -> None:

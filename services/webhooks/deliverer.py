@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from events.applications import ApplicationRegistered
@@ -28,6 +28,7 @@ from events.codec import UndecodableMessage, decode_webhook, encode, to_json
 from events.dispatch import WebhookAbandoned, WebhookDelivered
 from services.applications.registry import ApplicationRegistry
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
+from services.producer import RebuildingProducer, until_written
 from services.webhooks import signing
 from services.webhooks.config import WebhookSettings
 from services.webhooks.endpoints import Endpoints
@@ -57,7 +58,7 @@ class Deliverer:
         config: WebhookSettings,
         *,
         registry: ApplicationRegistry,
-        producer: AIOKafkaProducer,
+        producer: RebuildingProducer,
         transport: Transport,
         guard: DestinationGuard | None = None,
         clock: Clock = time.time,
@@ -66,6 +67,7 @@ class Deliverer:
         self._config = config
         self._registry = registry
         self._producer = producer
+        self._stopping = asyncio.Event()
         self._transport = transport
         self._guard = guard or DestinationGuard(allow_private=config.allow_private)
         self._clock = clock
@@ -97,6 +99,7 @@ class Deliverer:
             heartbeat_interval_ms=max(self._config.session_timeout_ms // 4, 100),
         )
         self._consumer = consumer
+        self._stopping = stop
         await consumer.start()
         scheduler = asyncio.create_task(self._schedule_loop(), name="webhook-scheduler")
         try:
@@ -137,7 +140,11 @@ class Deliverer:
                     accepted.append(state)
         # Durable before the offsets move: a crash after the commit finds the
         # state record; a crash before it gets the command again (and dedupes).
-        await self._record_states(accepted)
+        # A broker away for a while is waited out here, not ended with an exit.
+        if not await until_written(
+            lambda: self._record_states(accepted), what="webhook states", stop=self._stopping
+        ):
+            return  # stopping: not committed, so read again after the restart
         assert self._consumer is not None
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
         try:
@@ -186,21 +193,25 @@ class Deliverer:
         )
 
     async def _record_states(self, states: list[DeliveryState]) -> None:
-        futures = [
-            await self._producer.send(
-                self._state_topic,
-                encode_state(state),
-                key=str(state.webhook_id).encode(),
-                partition=state.source_partition,
-            )
-            for state in states
-        ]
-        if futures:
-            await asyncio.gather(*futures)
+        await self._producer.send_all(
+            [(self._state_topic, str(s.webhook_id).encode(), encode_state(s)) for s in states],
+            partitions=[s.source_partition for s in states],
+        )
 
     # -- partitions come and go -----------------------------------------------------
     async def assigned(self, partitions: list[int]) -> None:
-        states = await latest_states(self._settings, partitions)
+        # Until the partitions' states are read, their commands cannot be told
+        # from duplicates nor their pending webhooks resumed: keep trying (a
+        # broker restart) rather than own partitions whose webhooks never go.
+        delay = 0.5
+        while True:
+            try:
+                states = await latest_states(self._settings, partitions)
+                break
+            except (KafkaError, TimeoutError, OSError) as exc:
+                log.warning("could not read webhook states of %s (%r); retrying", partitions, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
         pending = sorted(
             (s for s in states.values() if s.phase == "pending"), key=lambda s: s.source_offset
         )

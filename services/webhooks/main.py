@@ -12,7 +12,8 @@ import os
 import signal
 
 from services.applications.registry import ApplicationRegistry
-from services.kafka import KafkaSettings, ensure_topics, make_producer
+from services.kafka import KafkaSettings, ensure_topics
+from services.producer import RebuildingProducer
 from services.webhooks.config import WebhookSettings
 from services.webhooks.deliverer import Deliverer
 from services.webhooks.state import ensure_state_topic, partition_count
@@ -30,7 +31,9 @@ async def serve(stop: asyncio.Event) -> None:
     await ensure_state_topic(settings, commands or settings.partitions, config.state_retention_s)
     registry = ApplicationRegistry(settings)
     await registry.start()
-    producer = make_producer(settings)
+    # Rebuilt when it fails: a broker restart can leave an idempotent
+    # producer failing every write (services/producer.py).
+    producer = RebuildingProducer(settings)
     await producer.start()
     transport = make_transport(config)
     try:
