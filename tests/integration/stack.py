@@ -95,6 +95,8 @@ class Stack:
     projector_port: int = field(default_factory=free_port)
     processor_metrics_port: int = field(default_factory=free_port)
     processes: list[Process] = field(default_factory=list)
+    # Settings a test adds to (or overrides in) every process's environment.
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def gateway(self) -> str:
@@ -127,6 +129,7 @@ class Stack:
             "GATEWAY_RATE_LIMIT_PER_S": "0",
             # Digit 6 answers after 60 s / speed: past this, the outcome is unknown.
             "PROVIDER_READ_TIMEOUT_S": "5",
+            **self.extra_env,
         }
 
     def start(self, name: str, *args: str) -> Process:
