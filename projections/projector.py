@@ -37,7 +37,14 @@ def fold_records(store: ProjectionStore, records: list[ConsumerRecord]) -> Batch
             continue  # ticks are about time, not about one dispatch
         uuid = str(event.dispatch_uuid)
         current = batch.views.get(uuid) or store.view(uuid)
-        updated = views.apply(current, event)
+        try:
+            updated = views.apply(current, event)
+        except Exception:
+            # One event the view cannot take must not stop the read side
+            # (a restart would read it again, and stop again): it stays in
+            # the history, and the view goes on without it.
+            log.exception("p%s@%s: not folded into the view", record.partition, record.offset)
+            updated = None
         if updated is not None:
             batch.views[uuid] = updated
         batch.history.append(

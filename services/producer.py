@@ -38,7 +38,14 @@ Record = tuple[str, bytes | None, bytes | None]  # topic, key, value
 class EventWriter(Protocol):
     """What a worker needs of a producer (a fake in unit tests)."""
 
-    async def send_and_wait(self, topic: str, value: bytes, key: bytes) -> Any: ...
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        *,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> Any: ...
 
 
 class ProducerUnavailable(Exception):

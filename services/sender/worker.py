@@ -150,13 +150,12 @@ class SenderWorker:
                 tp = TopicPartition(record.topic, record.partition)
                 try:
                     await self._handle_record(record)
-                except Exception:
-                    # Not marked finished: its offset is never committed, so the
-                    # command comes back after a restart (and meets the ledger).
-                    # Stop the whole worker: its key's later commands must wait.
-                    log.exception("could not finish command at %s@%s", tp, record.offset)
-                    self._stop.set()
-                    return
+                except Exception as exc:
+                    # A command whose handling raises would raise again after a
+                    # restart (a restart loop holding up every later command):
+                    # it is parked with the reason, and the lane goes on.
+                    log.exception("could not handle command at %s@%s", tp, record.offset)
+                    await self._dead_letter(record, f"handling failed: {exc!r}")
                 lane.popleft()
                 self._tracker(tp).finished(record.offset)
                 self._slots.release()
@@ -175,9 +174,20 @@ class SenderWorker:
         try:
             command = decode_send(record.value)
         except UndecodableMessage as exc:
-            log.error("skipping undecodable command at offset %s: %s", record.offset, exc)
+            await self._dead_letter(record, str(exc))
             return
         await self.handle(command)
+
+    async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
+        """Park a command that cannot be handled, with why and where it was."""
+        source = f"{record.topic}:{record.partition}:{record.offset}"
+        log.warning("dead-lettered %s: %s", source, reason)
+        headers = [("reason", reason.encode()[:4000]), ("source", source.encode())]
+        await self._until_kafka_ok(
+            lambda: self._producer.send_and_wait(
+                self._settings.topics.dead_letters, record.value, key=None, headers=headers
+            )
+        )
 
     async def handle(self, command: SendMessage) -> None:
         command_id = command.event_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from events.codec import decode_event
@@ -21,10 +22,18 @@ SETTINGS = KafkaSettings(topics=Topics.from_prefix("unit."))
 
 class RecordingProducer:
     def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bytes]] = []
+        self.sent: list[tuple[str, bytes, bytes | None]] = []
+        self.headers: list[list[tuple[str, bytes]] | None] = []
 
-    async def send_and_wait(self, topic: str, value: bytes, key: bytes) -> None:
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         self.sent.append((topic, value, key))
+        self.headers.append(headers)
 
     def on(self, topic: str) -> list[bytes]:
         return [value for t, value, _ in self.sent if t == topic]
@@ -113,3 +122,15 @@ def test_a_late_intent_never_hides_an_outcome() -> None:
     ledger.apply(command_id, outcome)
     ledger.apply(command_id, INTENT)
     assert ledger.get(command_id) == outcome
+
+
+async def test_an_unreadable_command_is_dead_lettered_with_its_reason_and_source() -> None:
+    worker, producer, provider, _ = _setup()
+    record = SimpleNamespace(topic="unit.dispatch.send", partition=3, offset=41, value=b"{oops")
+    await worker._handle_record(record)  # type: ignore[arg-type]
+    assert provider.calls == []
+    ((topic, value, _),) = producer.sent
+    assert topic == SETTINGS.topics.dead_letters and value == b"{oops"
+    headers = dict(producer.headers[0] or [])
+    assert headers["source"] == b"unit.dispatch.send:3:41"
+    assert b"not JSON" in headers["reason"]
