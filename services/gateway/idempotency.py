@@ -4,7 +4,8 @@ second event.
 The dispatch_uuid of a keyed request is ``uuid5(application_id, key)``, so a
 repeat maps to the same dispatch on any gateway process and across restarts.
 Whether the body is the same is remembered per process, in a bounded LRU of
-key -> request hash: within one process a repeat produces no second event
+key -> request hash per application (one application's keys never evict
+another's): within one process a repeat produces no second event
 and a different body under the same key gets a 422. A repeat that reaches
 another process (or this one after a restart or after eviction) appends a
 second ``WorkflowRequested`` with the same dispatch_uuid and its
@@ -57,8 +58,10 @@ class _Entry:
 
 class IdempotencyCache:
     def __init__(self, max_entries: int) -> None:
+        # Per application: the number of applications is bounded by the
+        # registry, so the whole cache never grows with all-time traffic.
         self._max = max_entries
-        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._by_application: dict[str, OrderedDict[str, _Entry]] = {}
 
     async def run_once(
         self,
@@ -70,23 +73,24 @@ class IdempotencyCache:
         """Run ``append`` for the first request with this key; repeats with the
         same body wait for it, repeats with another body raise KeyReused. A
         failed append is forgotten, so the client may retry."""
-        slot = (application_id, key)
-        entry = self._entries.get(slot)
+        entries = self._by_application.setdefault(application_id, OrderedDict())
+        slot = key
+        entry = entries.get(slot)
         if entry is not None:
-            self._entries.move_to_end(slot)
+            entries.move_to_end(slot)
             if entry.request_hash != body_hash:
                 raise KeyReused()
             await asyncio.shield(entry.done)
             return
         entry = _Entry(body_hash, asyncio.get_running_loop().create_future())
-        self._entries[slot] = entry
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        entries[slot] = entry
+        while len(entries) > self._max:
+            entries.popitem(last=False)
         try:
             await append()
         except BaseException as exc:
-            if self._entries.get(slot) is entry:
-                del self._entries[slot]
+            if entries.get(slot) is entry:
+                del entries[slot]
             entry.done.set_exception(FirstAttemptFailed(repr(exc)))
             entry.done.exception()  # retrieved: no "never retrieved" warning
             raise

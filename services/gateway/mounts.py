@@ -1,5 +1,5 @@
 """Endpoints the gateway hosts for other parts of the system: the inbound
-channel-status callback (its message index and producer start with the app)
+channel-status callback (its producer and read-side lookup start with the app)
 and the read endpoints backed by the projector."""
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ class InboundMount:
         producer = RebuildingProducer(self._kafka)
         await producer.start()
         self._resources.push_async_callback(producer.stop)
-        deps = await self._resources.enter_async_context(inbound_deps(self._kafka, producer))
+        deps = await self._resources.enter_async_context(
+            inbound_deps(self._kafka, producer, projector_url())
+        )
         routes = inbound_routes(deps)
         self._endpoint = next(r for r in routes if r.path == STATUS_PATH)
 
@@ -53,8 +55,12 @@ class InboundMount:
         return Route(STATUS_PATH, self.handle, methods=["POST"])
 
 
+def projector_url() -> str:
+    return os.environ.get("PROJECTOR_URL", "http://127.0.0.1:8070")
+
+
 def projector_client() -> ProjectorClient:
-    return ProjectorClient(os.environ.get("PROJECTOR_URL", "http://127.0.0.1:8070"))
+    return ProjectorClient(projector_url())
 
 
 def mounted_routes(

@@ -27,7 +27,7 @@ class GatewaySettings:
     # Per-application token bucket; 0 turns rate limiting off.
     rate_limit_per_s: float = 500.0
     rate_limit_burst: int = 1000
-    idempotency_cache_size: int = 100_000
+    idempotency_cache_size: int = 10_000  # per application
     # uvicorn worker processes; each holds its own producer, registry,
     # rate limiter and idempotency cache.
     workers: int = 1
@@ -45,7 +45,7 @@ class GatewaySettings:
             produce_timeout_s=_env_float("GATEWAY_PRODUCE_TIMEOUT_S", 5.0),
             rate_limit_per_s=_env_float("GATEWAY_RATE_LIMIT_PER_S", 500.0),
             rate_limit_burst=_env_int("GATEWAY_RATE_LIMIT_BURST", 1000),
-            idempotency_cache_size=_env_int("GATEWAY_IDEMPOTENCY_CACHE_SIZE", 100_000),
+            idempotency_cache_size=_env_int("GATEWAY_IDEMPOTENCY_CACHE_SIZE", 10_000),
             workers=_env_int("GATEWAY_WORKERS", 1),
             producer_linger_ms=_env_int("GATEWAY_PRODUCER_LINGER_MS", 5),
         )

@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from events.base import deterministic_id
 from events.dispatch import ErrorDetail, MessageStatusReceived, Usage
-from services.inbound.index import MessageRef
+from services.inbound.lookup import MessageRef
 
 
 class StatusCallback(BaseModel):

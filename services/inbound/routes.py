@@ -22,7 +22,7 @@ from events.codec import encode, from_json
 from events.references import parse_client_ref
 from services.gateway.problems import problem_response
 from services.inbound.callback import StatusCallback, invalid_parameters, status_event
-from services.inbound.index import MessageIndex, MessageRef
+from services.inbound.lookup import LookupUnavailable, MessageLookup, MessageRef
 from services.inbound.signature import InvalidSignature, verify
 from services.producer import EventWriter, ProducerUnavailable
 
@@ -34,15 +34,14 @@ MAX_BODY_BYTES = 64 * 1024
 
 @dataclass
 class InboundDeps:
-    index: MessageIndex
+    # For a status without a client_ref of ours (the read side's message table).
+    lookup: MessageLookup
     # The host's producer: a ``RebuildingProducer`` in the gateway, so a
     # producer wedged by a broker restart is replaced, not kept failing.
     producer: EventWriter
     events_topic: str
     # When set, every callback must carry a valid signature (401 otherwise).
     signature_secret: str = ""
-    # How long an unknown message_uuid waits for the index to catch up.
-    lookup_wait_s: float = 2.0
     produce_timeout_s: float = 10.0
 
 
@@ -88,7 +87,12 @@ def inbound_routes(deps: InboundDeps) -> list[Route]:
             )
         ref = ref_from_client_ref(callback.client_ref)
         if ref is None:
-            ref = await deps.index.lookup(callback.message_uuid, wait=deps.lookup_wait_s)
+            try:
+                ref = await deps.lookup.lookup(callback.message_uuid)
+            except LookupUnavailable as exc:
+                log.warning("could not look up %s: %s", callback.message_uuid, exc)
+                retry = {"Retry-After": "5"}
+                return problem_response(503, "The status could not be routed.", headers=retry)
         if ref is None:
             return problem_response(404, f"No message with message_uuid {callback.message_uuid}.")
         event = status_event(callback, ref)

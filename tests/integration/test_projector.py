@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from events.codec import encode
+from services.inbound.lookup import MessageRef, ReadSideLookup
 from services.kafka import KafkaSettings, make_producer
 from tests.conftest import kafka_env
 from tests.fixtures_events import failover_history, rejected_history
@@ -88,6 +89,13 @@ async def test_views_audit_and_replay_from_the_real_log(
         "step": 1,
     }
     assert _get(port, f"/internal/dispatches/{uuid.uuid4()}", expect=404).status_code == 404
+    # What the gateway asks for a status without a client_ref of ours.
+    lookup = ReadSideLookup(f"http://127.0.0.1:{port}", wait_s=0.3)
+    try:
+        assert await lookup.lookup("m-1") == MessageRef(completed, 1)
+        assert await lookup.lookup("never-sent") is None
+    finally:
+        await lookup.close()
 
     history = _get(port, f"/internal/dispatches/{completed}/events").json()["events"]
     assert [e["type"] for e in history] == [e.type for e in failover_history(completed)]

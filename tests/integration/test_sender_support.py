@@ -21,7 +21,6 @@ from events.codec import decode_event, encode
 from events.commands import SendMessage
 from events.dispatch import DispatchEvent
 from services.inbound.bootstrap import inbound_deps
-from services.inbound.index import MessageIndex
 from services.inbound.routes import inbound_routes
 from services.kafka import KafkaSettings, make_producer
 from services.simulator.default_rules import DEFAULT_RULES
@@ -128,17 +127,24 @@ def decoded(records: list[ConsumerRecord]) -> list[tuple[int, DispatchEvent]]:
 @contextlib.asynccontextmanager
 async def inbound_server(
     settings: KafkaSettings, *, signature_secret: str = ""
-) -> AsyncIterator[tuple[str, MessageIndex]]:
+) -> AsyncIterator[tuple[str, None]]:
     """A real uvicorn server on a free port hosting only the inbound routes."""
     producer = make_producer(settings)
     await producer.start()
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(producer.stop)
         deps = await stack.enter_async_context(
-            inbound_deps(settings, producer, signature_secret=signature_secret)
+            # Every status the simulator posts names its client_ref: no
+            # read side is asked (the address below answers nothing).
+            inbound_deps(
+                settings,
+                producer,
+                f"http://127.0.0.1:{free_port()}",
+                signature_secret=signature_secret,
+            )
         )
         async with _serve(Starlette(routes=inbound_routes(deps))) as url:
-            yield url, deps.index
+            yield url, None
 
 
 @contextlib.asynccontextmanager

@@ -12,9 +12,9 @@ from aiokafka.errors import KafkaConnectionError
 from starlette.applications import Starlette
 
 from events.codec import decode_event
-from events.dispatch import MessageStatusReceived, MessageSubmitted
+from events.dispatch import MessageStatusReceived
 from events.topics import Topics
-from services.inbound.index import MessageIndex
+from services.inbound.lookup import LookupUnavailable, MessageRef
 from services.inbound.routes import InboundDeps, inbound_routes
 from services.inbound.signature import sign
 from services.kafka import KafkaSettings
@@ -36,16 +36,28 @@ class RecordingProducer:
         self.sent.append((topic, value, key))
 
 
-def _client(secret: str = "", fail: bool = False) -> tuple[httpx.AsyncClient, RecordingProducer]:
-    index = MessageIndex(SETTINGS)
-    index.apply(
-        MessageSubmitted(
-            dispatch_uuid=DISPATCH, step=2, command_id=uuid.uuid4(), message_uuid=KNOWN
-        )
-    )
+class KnownMessages:
+    """The read side's message table, as a dict (the real one is tested with
+    the projector); ``down`` plays a read side that cannot be reached."""
+
+    def __init__(self, down: bool = False) -> None:
+        self.down = down
+        self.asked: list[str] = []
+        self.refs = {KNOWN: MessageRef(DISPATCH, 2)}
+
+    async def lookup(self, message_uuid: str) -> MessageRef | None:
+        self.asked.append(message_uuid)
+        if self.down:
+            raise LookupUnavailable("projector unreachable")
+        return self.refs.get(message_uuid)
+
+
+def _client(
+    secret: str = "", fail: bool = False, lookup: KnownMessages | None = None
+) -> tuple[httpx.AsyncClient, RecordingProducer]:
     producer = RecordingProducer(fail=fail)
     deps = InboundDeps(
-        index=index,
+        lookup=lookup or KnownMessages(),
         producer=producer,
         events_topic=SETTINGS.topics.events,
         signature_secret=secret,
@@ -191,3 +203,38 @@ async def test_kafka_down_is_a_503_the_provider_retries() -> None:
         response = await _post(client, orjson.dumps(_status()))
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_status_naming_our_client_ref_is_routed_without_a_lookup() -> None:
+    lookup = KnownMessages()
+    client, producer = _client(lookup=lookup)
+    other = uuid.UUID("99999999-2222-3333-4444-555555555555")
+    body = _status(message_uuid="never-seen-before", client_ref=f"{other}:1")
+    async with client:
+        response = await _post(client, orjson.dumps(body))
+    assert response.status_code == 204, response.text
+    assert lookup.asked == []
+    ((_, value, key),) = producer.sent
+    event = decode_event(value)
+    assert isinstance(event, MessageStatusReceived)
+    assert (event.dispatch_uuid, event.step, key) == (other, 1, str(other).encode())
+
+
+async def test_a_foreign_client_ref_falls_back_to_the_read_side() -> None:
+    lookup = KnownMessages()
+    client, producer = _client(lookup=lookup)
+    async with client:
+        response = await _post(client, orjson.dumps(_status(client_ref="their-own-ref-42")))
+    assert response.status_code == 204, response.text
+    assert lookup.asked == [KNOWN]
+    event = decode_event(producer.sent[0][1])
+    assert isinstance(event, MessageStatusReceived) and event.dispatch_uuid == DISPATCH
+
+
+async def test_a_read_side_that_cannot_be_asked_is_a_503_the_provider_retries() -> None:
+    client, producer = _client(lookup=KnownMessages(down=True))
+    async with client:
+        response = await _post(client, orjson.dumps(_status()))
+    assert response.status_code == 503
+    assert response.headers["retry-after"]
+    assert producer.sent == []
