@@ -6,7 +6,6 @@ import asyncio
 import os
 import sys
 import tempfile
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from projections.decisions import DecisionReport, Record, compare_decisions
 from projections.projector import Projector
 from projections.store import ProjectionStore
 from services.kafka import KafkaSettings
-from services.processor.decide import Policy
+from services.processor.config import ProcessorConfig
 
 
 def _projector_url() -> str:
@@ -115,9 +114,9 @@ async def _replay(live_db: Path) -> list[str]:
 
 async def _replay_decisions() -> DecisionReport:
     settings = KafkaSettings.from_env()
-    limit = float(os.environ.get("PROCESSOR_FINAL_STEP_LIMIT_S", "86400"))
     records = await read_log(settings)
-    return compare_decisions(records, Policy(final_step_limit=timedelta(seconds=limit)))
+    # The processor's own settings: a replay decides as the processor does.
+    return compare_decisions(records, ProcessorConfig.from_env().policy)
 
 
 async def read_log(settings: KafkaSettings) -> list[Record]:

@@ -7,6 +7,7 @@ redelivered event, cannot double-count a status or a price.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -32,6 +33,8 @@ from events.dispatch import (
 View = dict[str, Any]
 
 IN_FLIGHT = ("started", "submitted")
+# Distinct statuses kept per message, as the processor keeps them.
+MAX_STATUSES_PER_MESSAGE = int(os.environ.get("DISPATCH_MAX_STATUSES_PER_MESSAGE", "16"))
 CONDITION_MET = {"delivered": {"delivered", "read"}, "read": {"read"}}
 
 
@@ -158,6 +161,8 @@ def _apply_status(view: View, event: MessageStatusReceived) -> None:
         entry["usage"] = event.usage.model_dump()
     if entry in step["statuses"]:
         return
+    if len(step["statuses"]) >= MAX_STATUSES_PER_MESSAGE:
+        return  # the processor drops it too (Policy.max_statuses_per_message)
     step["statuses"].append(entry)
     if step["message_uuid"] is None:
         step["message_uuid"] = event.message_uuid

@@ -11,6 +11,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 
+from services.gateway.rate_limit import RateLimiter
 from services.inbound.lookup import ReadSideLookup
 from services.inbound.routes import InboundDeps
 from services.kafka import KafkaSettings
@@ -30,6 +31,8 @@ async def inbound_deps(
     if signature_secret is None:
         signature_secret = os.environ.get("INBOUND_SIGNATURE_SECRET", "")
     wait_s = float(os.environ.get("INBOUND_LOOKUP_WAIT_S", "2"))
+    rate = float(os.environ.get("INBOUND_RATE_LIMIT_PER_S", "2000"))
+    burst = int(os.environ.get("INBOUND_RATE_LIMIT_BURST", str(int(rate * 2))))
     lookup = ReadSideLookup(projector_url, wait_s=wait_s)
     try:
         yield InboundDeps(
@@ -37,6 +40,7 @@ async def inbound_deps(
             producer=producer,
             events_topic=settings.topics.events,
             signature_secret=signature_secret,
+            rate_limiter=RateLimiter(rate, burst),
         )
     finally:
         await lookup.close()

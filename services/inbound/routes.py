@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
@@ -21,6 +21,7 @@ from starlette.routing import Route
 from events.codec import encode, from_json
 from events.references import parse_client_ref
 from services.gateway.problems import problem_response
+from services.gateway.rate_limit import RateLimiter, retry_after_header
 from services.inbound.callback import StatusCallback, invalid_parameters, status_event
 from services.inbound.lookup import LookupUnavailable, MessageLookup, MessageRef
 from services.inbound.signature import InvalidSignature, verify
@@ -42,6 +43,9 @@ class InboundDeps:
     events_topic: str
     # When set, every callback must carry a valid signature (401 otherwise).
     signature_secret: str = ""
+    # Callbacks admitted per second (and burst) on this process: a provider
+    # that floods, or someone posting for it, gets 429 before any work.
+    rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(2000.0, 4000))
     produce_timeout_s: float = 10.0
 
 
@@ -55,6 +59,13 @@ def ref_from_client_ref(text: str | None) -> MessageRef | None:
 
 def inbound_routes(deps: InboundDeps) -> list[Route]:
     async def receive_status(request: Request) -> Response:
+        wait = deps.rate_limiter.acquire("callbacks")
+        if wait is not None:
+            return problem_response(
+                429,
+                "Too many status callbacks; retry later.",
+                headers={"Retry-After": retry_after_header(wait)},
+            )
         content_type = request.headers.get("content-type", "")
         if content_type.split(";")[0].strip().lower() != "application/json":
             return problem_response(415, "Status callbacks must be application/json.")

@@ -228,6 +228,8 @@ def build_app(config: ProcessorConfig) -> faust.App:
         if result.rejected is not None:
             await dead_letter(value, result.rejected, partition, offset)
             return
+        if result.dropped_status:
+            metrics.STATUSES_DROPPED.inc()
         for reason, entry in result.failed_entries:
             log.error("timer entry %s failed at %s@%d: %s", entry, partition, offset, reason)
             await dead_letter(entry, reason, partition, offset)

@@ -76,9 +76,10 @@ class ProcessorConfig:
             store=env.get("PROCESSOR_STORE", "rocksdb://"),
             data_dir=Path(env.get("PROCESSOR_DATA_DIR", ".local/processor")),
             policy=Policy(
+                max_statuses_per_message=int(env.get("DISPATCH_MAX_STATUSES_PER_MESSAGE", "16")),
                 final_step_limit=timedelta(
                     seconds=float(env.get("PROCESSOR_FINAL_STEP_LIMIT_S", "86400"))
-                )
+                ),
             ),
             tick_interval_s=float(env.get("PROCESSOR_TICK_INTERVAL_S", "0.25")),
             metrics_port=int(env.get("PROCESSOR_METRICS_PORT", "9102")),

@@ -54,6 +54,9 @@ class Policy:
     replay under another configuration still reproduces the same decisions)."""
 
     final_step_limit: timedelta = timedelta(hours=24)
+    # Distinct statuses kept (and webhooked) per message; more are dropped, so
+    # no input can grow a dispatch's state past a fixed bound.
+    max_statuses_per_message: int = 16
 
 
 def command_id(dispatch_uuid: str, step: int) -> uuid.UUID:

@@ -49,7 +49,7 @@ from services.processor.decide import (
     status_webhook,
     timer_event,
 )
-from services.processor.fold import apply, status_key
+from services.processor.fold import apply, over_status_bound, status_key
 from services.processor.state import DispatchState, decode_state, encode_state
 from services.processor.unit_of_work import Journal
 
@@ -95,6 +95,8 @@ class Result:
     # Timer entries of a tick that failed, each rolled back alone while the
     # others fired: (why, the entry as JSON) for the caller to dead-letter.
     failed_entries: list[tuple[str, bytes]] = field(default_factory=list)
+    # A status past the message's bound (Policy.max_statuses_per_message).
+    dropped_status: bool = False
 
 
 def load(stores: Stores, dispatch_uuid: str) -> DispatchState | None:
@@ -156,6 +158,12 @@ def _event(stores: Stores, partition: int, offset: int, event: LogEvent, policy:
         _arm_submission(stores, partition, state)
         _rewrite(stores, dispatch_uuid, raw_before)
         return Result(outputs=outputs)
+    if (
+        isinstance(event, MessageStatusReceived)
+        and state is not None
+        and over_status_bound(state, event, policy.max_statuses_per_message)
+    ):
+        return Result(dropped_status=True)  # counted, not kept, not webhooked
     before_seen = len(state.seen) if state is not None else 0
     # Only a submission arms a deadline in the fold itself.
     submission = isinstance(event, MessageSubmitted | MessageOutcomeUnknown)

@@ -57,6 +57,20 @@ def status_key(event: MessageStatusReceived) -> str:
     return f"{event.message_uuid}|{event.status}|{event.timestamp.isoformat()}|{price}"
 
 
+def over_status_bound(state: DispatchState, event: MessageStatusReceived, per_message: int) -> bool:
+    """Whether a new status would take the state past its bound: ``per_message``
+    distinct statuses per message, and as many per step (plus one message's
+    worth) in all, however many message_uuids a caller makes up. A status
+    already folded is never over: it is a duplicate, re-asserted as usual."""
+    key = status_key(event)
+    if key in state.seen:
+        return False
+    if len(state.seen) >= per_message * (len(state.workflow) + 1):
+        return True
+    prefix = event.message_uuid + "|"
+    return sum(1 for seen in state.seen if seen.startswith(prefix)) >= per_message
+
+
 def apply(state: DispatchState | None, event: LogEvent) -> DispatchState | None:
     if isinstance(event, WorkflowRequested):
         if state is not None:

@@ -48,3 +48,7 @@ BATCH_SIZE = Histogram(
     # A batch is up to 16 fetches of up to 1,000 records (see app.py).
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 16000),
 )
+STATUSES_DROPPED = Counter(
+    "dispatch_processor_statuses_dropped_total",
+    "Statuses not kept nor webhooked: their message had reached its bound of distinct statuses.",
+)

@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from events.codec import decode_event
 from events.dispatch import MessageStatusReceived
 from events.topics import Topics
+from services.gateway.rate_limit import RateLimiter
 from services.inbound.lookup import LookupUnavailable, MessageRef
 from services.inbound.routes import InboundDeps, inbound_routes
 from services.inbound.signature import sign
@@ -238,3 +239,28 @@ async def test_a_read_side_that_cannot_be_asked_is_a_503_the_provider_retries() 
     assert response.status_code == 503
     assert response.headers["retry-after"]
     assert producer.sent == []
+
+
+async def test_callbacks_past_the_rate_limit_get_429_and_write_nothing() -> None:
+    producer = RecordingProducer()
+    deps_limiter = RateLimiter(1.0, 3, clock=lambda: 0.0)
+    app = Starlette(
+        routes=inbound_routes(
+            InboundDeps(
+                lookup=KnownMessages(),
+                producer=producer,
+                events_topic=SETTINGS.topics.events,
+                rate_limiter=deps_limiter,
+            )
+        )
+    )
+    limited = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+    async with limited:
+        answers = [
+            (await _post(limited, orjson.dumps(_status(timestamp=f"2020-01-01T14:00:0{n}Z"))))
+            for n in range(5)
+        ]
+    assert [a.status_code for a in answers] == [204, 204, 204, 429, 429]
+    assert answers[3].headers["retry-after"] == "1"
+    assert answers[3].headers["content-type"] == "application/problem+json"
+    assert len(producer.sent) == 3
