@@ -34,23 +34,23 @@ def history_entry(row: HistoryRow) -> dict[str, Any]:
 
 def create_api(store: ProjectionStore, ready: Any) -> Starlette:
     async def get_view(request: Request) -> Response:
-        view = store.view(request.path_params["dispatch_uuid"])
+        view = await store.view(request.path_params["dispatch_uuid"])
         if view is None:
             return JSONResponse({"error": "not found"}, status_code=404)
         return JSONResponse(view)
 
     async def get_history(request: Request) -> Response:
         uuid = request.path_params["dispatch_uuid"]
-        view = store.view(uuid)
+        view = await store.view(uuid)
         if view is None:
             return JSONResponse({"error": "not found"}, status_code=404)
-        events = [history_entry(row) for row in store.history(uuid)]
+        events = [history_entry(row) for row in await store.history(uuid)]
         return JSONResponse(
             {"dispatch_uuid": uuid, "application_id": view["application_id"], "events": events}
         )
 
     async def get_message(request: Request) -> Response:
-        found = store.message(request.path_params["message_uuid"])
+        found = await store.message(request.path_params["message_uuid"])
         if found is None:
             return JSONResponse({"error": "not found"}, status_code=404)
         return JSONResponse({"dispatch_uuid": found[0], "step": found[1]})
