@@ -95,6 +95,8 @@ class Stack:
     projector_port: int = field(default_factory=free_port)
     processor_metrics_port: int = field(default_factory=free_port)
     processes: list[Process] = field(default_factory=list)
+    # The projection store (PROJECTOR_STORE_URL); None: SQLite at projector_db.
+    store_url: str | None = None
 
     @property
     def gateway(self) -> str:
@@ -120,6 +122,7 @@ class Stack:
             "PROJECTOR_PORT": str(self.projector_port),
             "PROJECTOR_URL": f"http://127.0.0.1:{self.projector_port}",
             "PROJECTOR_DB": str(self.projector_db),
+            "PROJECTOR_STORE_URL": self.store_url or "",
             "PROCESSOR_DATA_DIR": str(self.tmp / "processor"),
             "PROCESSOR_METRICS_PORT": str(self.processor_metrics_port),
             "WEBHOOK_ALLOW_PRIVATE": "1",
