@@ -4,8 +4,11 @@ gateway instances can share one projector, or each host run its own."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from typing import Any
 
+import asyncpg
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -13,6 +16,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from projections.store import HistoryRow, ProjectionStore
+
+log = logging.getLogger(__name__)
 
 
 class JSONResponse(Response):
@@ -63,12 +68,24 @@ def create_api(store: ProjectionStore, ready: Any) -> Starlette:
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "catching up"}, status_code=503)
 
+    async def store_unavailable(request: Request, exc: Exception) -> Response:
+        # The gateway turns any answer but 200/404 into its own 503; say why here.
+        log.warning("read of %s failed: %s", request.url.path, exc)
+        return JSONResponse({"error": "projection store unavailable"}, status_code=503)
+
     return Starlette(
+        exception_handlers={
+            OSError: store_unavailable,  # connection refused or reset
+            TimeoutError: store_unavailable,
+            asyncpg.PostgresError: store_unavailable,
+            asyncpg.InterfaceError: store_unavailable,
+            sqlite3.Error: store_unavailable,
+        },
         routes=[
             Route("/internal/dispatches/{dispatch_uuid}", get_view),
             Route("/internal/dispatches/{dispatch_uuid}/events", get_history),
             Route("/internal/messages/{message_uuid}", get_message),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-        ]
+        ],
     )

@@ -8,9 +8,12 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import asyncpg
+import httpx
 import pytest
 
 from projections import schema
+from projections.api import create_api
 from projections.store import Batch, HistoryRow, StalePositions, open_store
 
 
@@ -92,3 +95,24 @@ async def test_a_store_from_before_numbered_migrations_is_adopted(tmp_path: Path
     with sqlite3.connect(path) as migrated:
         versions = [row[0] for row in migrated.execute("SELECT version FROM schema_migrations")]
     assert versions == [schema.latest()]
+
+
+async def test_reads_answer_503_while_the_database_is_gone(postgres_url: str) -> None:
+    store = await open_store(postgres_url)
+    server = postgres_url.rsplit("/", 1)[0] + "/postgres"
+    admin = await asyncpg.connect(server)
+    try:
+        name = postgres_url.rsplit("/", 1)[1]
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+    api = create_api(store, asyncio.Event())
+    transport = httpx.ASGITransport(app=api)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://projector") as client:
+            for path in ("/internal/dispatches/d-1", "/internal/messages/m-1"):
+                answer = await client.get(path)
+                assert answer.status_code == 503, answer.text
+                assert answer.json() == {"error": "projection store unavailable"}
+    finally:
+        await store.close()
