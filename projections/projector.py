@@ -134,8 +134,10 @@ class Projector:
 
     async def _apply(self, records: list[ConsumerRecord]) -> None:
         async with self._writing:
-            # Records fetched before a revocation: no longer ours to write.
-            records = [r for r in records if r.partition in self._expected]
+            # Records fetched before a rebalance: of a partition no longer ours,
+            # or of one given back to us and since re-positioned at the store's
+            # offset (those below it are in the store already).
+            records = [r for r in records if self._ahead_of_store(r)]
             if not records:
                 return
             records.sort(key=lambda r: (r.partition, r.offset))
@@ -152,6 +154,12 @@ class Projector:
             self._expected.update(batch.positions)
         if self._on_batch is not None:
             self._on_batch(len(records))
+
+    def _ahead_of_store(self, record: ConsumerRecord) -> bool:
+        if record.partition not in self._expected:
+            return False
+        position = self._expected[record.partition]
+        return position is None or record.offset >= position
 
     async def _seek_to_store(self, tps: list[TopicPartition]) -> None:
         assert self._consumer is not None

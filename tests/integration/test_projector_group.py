@@ -1,7 +1,7 @@
-"""Two projectors share one PostgreSQL store as one consumer group: each
-follows the partitions it is given; when one is killed -9 mid-stream the
-other takes its partitions over from the store's offsets, and the read model
-ends exactly as a fresh replay of the log builds it."""
+"""Projectors share one PostgreSQL store as one consumer group: each follows
+the partitions it is given; when one is killed -9 mid-stream another takes its
+partitions over from the store's offsets, a projector that joins takes half of
+them, and the read model ends exactly as a fresh replay of the log builds it."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ import asyncpg
 import httpx
 import pytest
 
-from services.kafka import KafkaSettings
+from events.codec import encode
+from services.kafka import KafkaSettings, make_producer
 from tests.conftest import kafka_env
 from tests.fixtures_events import failover_history, rejected_history
-from tests.integration.test_projector import _append, _cli
+from tests.integration.test_projector import _cli
 from tests.processes import Process, free_port
 
 pytestmark = pytest.mark.kafka
@@ -65,7 +66,7 @@ def _followed(process: Process) -> list[str]:
     return [line for line in process.log().splitlines() if "following partitions" in line]
 
 
-async def test_two_projectors_one_killed_mid_stream_equal_a_fresh_replay(
+async def test_projectors_killed_and_joining_mid_stream_equal_a_fresh_replay(
     kafka_settings: KafkaSettings,
     postgres_url: str,
     tmp_path: Path,
@@ -83,32 +84,60 @@ async def test_two_projectors_one_killed_mid_stream_equal_a_fresh_replay(
 
     await _wait_for(split, 60, f"the partitions split\n{first.log()}\n{second.log()}")
 
-    completed = [uuid.uuid4() for _ in range(60)]
-    failed = [uuid.uuid4() for _ in range(60)]
-    histories = [failover_history(u) for u in completed] + [rejected_history(u) for u in failed]
+    completed: list[uuid.UUID] = []
+    failed: list[uuid.UUID] = []
+    stop_producing = asyncio.Event()
 
     async def produce() -> None:
-        for history in histories:
-            await _append(kafka_settings, history)
+        # Dispatches keep arriving through the kill and both rebalances.
+        producer = make_producer(kafka_settings)
+        await producer.start()
+        try:
+            while not stop_producing.is_set():
+                dispatch = uuid.uuid4()
+                ok = len(completed) <= len(failed)
+                (completed if ok else failed).append(dispatch)
+                history = failover_history(dispatch) if ok else rejected_history(dispatch)
+                for event in history:
+                    await producer.send_and_wait(
+                        kafka_settings.topics.events, encode(event), key=str(dispatch).encode()
+                    )
+                await asyncio.sleep(0.05)
+        finally:
+            await producer.stop()
 
     producing = asyncio.create_task(produce())
 
-    # Kill one projector while records still flow and both have written.
+    # Kill one projector once both have written.
     async def both_written() -> bool:
         return len(await _positions(postgres_url)) == kafka_settings.partitions
 
     await _wait_for(both_written, 60, "every partition projected at least once")
-    assert not producing.done(), "the log was written before the kill: make it longer"
     first.kill9()
-    await producing
+    written_before_kill = len(completed) + len(failed)
 
-    # The survivor is given every partition and brings the store to the log's end.
+    # The survivor is given every partition.
+    everything = str(list(range(kafka_settings.partitions)))
+
     async def survivor_follows_all() -> bool:
-        return bool(_followed(second)) and _followed(second)[-1].endswith(
-            str(list(range(kafka_settings.partitions)))
-        )
+        return bool(_followed(second)) and _followed(second)[-1].endswith(everything)
 
     await _wait_for(survivor_follows_all, 60, f"takeover\n{second.log()}")
+
+    # A new projector joins while records flow: the survivor hands half over
+    # with batches in hand (an orderly rebalance this time).
+    third, _ = _start(kafka_settings, postgres_url, tmp_path, "projector-c")
+    processes.append(third)
+
+    async def split_again() -> bool:
+        return bool(_followed(third)) and "[]" not in _followed(third)[-1]
+
+    await _wait_for(split_again, 60, f"the partitions split again\n{third.log()}")
+    await asyncio.sleep(1)  # a few more dispatches after the second rebalance
+    stop_producing.set()
+    await producing
+    assert len(completed) + len(failed) > written_before_kill, "nothing flowed after the kill"
+
     ends = await _end_offsets(kafka_settings)
 
     async def caught_up() -> bool:
