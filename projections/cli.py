@@ -94,7 +94,7 @@ def replay(live_url: str, live_db: Path | None, decisions: bool) -> None:
             raise click.ClickException(f"no live projection store at {path}")
     try:
         total, differences = asyncio.run(_replay(live_url))
-    except (OSError, asyncpg.PostgresError) as exc:
+    except (OSError, ValueError, asyncpg.PostgresError) as exc:
         raise click.ClickException(f"live store {redacted(live_url)} unreadable: {exc}") from exc
     if decisions:
         report = asyncio.run(_replay_decisions())

@@ -15,11 +15,12 @@ import contextlib
 import logging
 import os
 
+import asyncpg
 import uvicorn
 
 from projections.api import create_api
 from projections.projector import Projector
-from projections.store import default_group, open_store, store_url_from_env
+from projections.store import default_group, open_store, redacted, store_url_from_env
 from services.kafka import KafkaSettings, ensure_topics
 
 log = logging.getLogger("dispatch.projector")
@@ -29,7 +30,11 @@ async def serve() -> None:
     settings = KafkaSettings.from_env()
     await ensure_topics(settings)
     url = store_url_from_env()
-    store = await open_store(url)
+    try:
+        store = await open_store(url)
+    except (OSError, ValueError, asyncpg.PostgresError) as exc:
+        # One clear line for the operator; the supervisor restarts the projector.
+        raise SystemExit(f"projection store {redacted(url)} unusable: {exc}") from None
     group = None
     if store.shared:
         prefix = settings.topics.events.removesuffix("dispatch.events")
