@@ -6,9 +6,11 @@ import asyncio
 import os
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import click
 import httpx
 import orjson
@@ -17,7 +19,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from projections.audit import render_timeline, timeline
 from projections.decisions import DecisionReport, Record, compare_decisions
 from projections.projector import Projector
-from projections.store import ProjectionStore
+from projections.store import (
+    Snapshot,
+    is_postgresql,
+    open_store,
+    redacted,
+    sqlite_path,
+    store_url_from_env,
+)
 from services.kafka import KafkaSettings
 from services.processor.config import ProcessorConfig
 
@@ -52,12 +61,18 @@ def audit(dispatch_uuid: str, as_json: bool) -> None:
 
 @click.command()
 @click.option(
+    "--store",
+    "live_url",
+    default=store_url_from_env,
+    show_default="$PROJECTOR_STORE_URL, else $PROJECTOR_DB, else .local/projections.sqlite3",
+    help="The live projection store to compare with (postgresql://... or sqlite:///path).",
+)
+@click.option(
     "--db",
     "live_db",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=lambda: os.environ.get("PROJECTOR_DB", ".local/projections.sqlite3"),
-    show_default="$PROJECTOR_DB or .local/projections.sqlite3",
-    help="The live projection store to compare with.",
+    default=None,
+    help="A live SQLite store by its file path (instead of --store).",
 )
 @click.option(
     "--decisions/--no-decisions",
@@ -65,51 +80,68 @@ def audit(dispatch_uuid: str, as_json: bool) -> None:
     show_default=True,
     help="Also re-run the failover engine over the log and compare its decisions.",
 )
-def replay(live_db: Path, decisions: bool) -> None:
+def replay(live_url: str, live_db: Path | None, decisions: bool) -> None:
     """Rebuild the projections from offset 0 and compare them with the live ones."""
-    if not live_db.exists():
-        raise click.ClickException(f"no live projection store at {live_db}")
-    differences = asyncio.run(_replay(live_db))
+    if live_db is not None:
+        live_url = str(live_db)
+    if not is_postgresql(live_url):
+        try:
+            path = Path(sqlite_path(live_url))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--store") from exc
+        if not path.exists():
+            raise click.ClickException(f"no live projection store at {path}")
+    try:
+        total, differences = asyncio.run(_replay(live_url))
+    except (OSError, ValueError, asyncpg.PostgresError) as exc:
+        raise click.ClickException(f"live store {redacted(live_url)} unreadable: {exc}") from exc
     if decisions:
         report = asyncio.run(_replay_decisions())
         click.echo(
             f"decisions: {report.reproduced} of {report.recorded} on the log reproduced "
             "by re-running the failover engine"
         )
+        total += len(report.differences)
         differences += report.differences
-    if differences:
+    if total:
         for line in differences[:50]:
             click.echo(f"DIFF {line}")
-        raise click.ClickException(f"{len(differences)} difference(s) between replay and live")
+        raise click.ClickException(f"{total} difference(s) between replay and live")
     click.echo("replay equals live")
 
 
-async def _replay(live_db: Path) -> list[str]:
+async def _replay(live_url: str) -> tuple[int, list[str]]:
+    """Rebuild into a throwaway SQLite store up to the live store's offsets,
+    then compare the two, streaming: neither side is held in memory."""
     from rich.progress import Progress
 
     settings = KafkaSettings.from_env()
-    live = ProjectionStore(live_db)
-    with live.snapshot():
-        positions = live.positions()
-        live_views = dict(live.all_views())
-        live_history = list(live.history_digest())
-    live.close()
-    total = sum(positions.values())
-    with tempfile.TemporaryDirectory() as tmp:
-        fresh = ProjectionStore(Path(tmp) / "replay.sqlite3")
-        with Progress() as progress:
-            task = progress.add_task("replaying dispatch.events", total=total or 1)
-            projector = Projector(settings, fresh, on_batch=lambda n: progress.advance(task, n))
-            await projector.start()
-            try:
-                await projector.run(stop_at=positions)
-            finally:
-                await projector.stop()
-            progress.update(task, completed=total or 1)
-        rebuilt_views = dict(fresh.all_views())
-        rebuilt_history = list(fresh.history_digest())
-        fresh.close()
-    return compare(live_views, rebuilt_views, live_history, rebuilt_history)
+    live = await open_store(live_url)
+    try:
+        # One snapshot for the whole run: live projectors may keep writing.
+        async with live.snapshot() as live_state:
+            positions = await live_state.positions()
+            total = sum(positions.values())
+            with tempfile.TemporaryDirectory() as tmp:
+                fresh = await open_store(str(Path(tmp) / "replay.sqlite3"))
+                try:
+                    with Progress() as progress:
+                        task = progress.add_task("replaying dispatch.events", total=total or 1)
+                        projector = Projector(
+                            settings, fresh, on_batch=lambda n: progress.advance(task, n)
+                        )
+                        await projector.start()
+                        try:
+                            await projector.run(stop_at=positions)
+                        finally:
+                            await projector.stop()
+                        progress.update(task, completed=total or 1)
+                    async with fresh.snapshot() as rebuilt:
+                        return await compare(live_state, rebuilt)
+                finally:
+                    await fresh.close()
+    finally:
+        await live.close()
 
 
 async def _replay_decisions() -> DecisionReport:
@@ -148,18 +180,57 @@ async def read_log(settings: KafkaSettings) -> list[Record]:
         await consumer.stop()
 
 
-def compare(
-    live_views: dict[str, Any],
-    rebuilt_views: dict[str, Any],
-    live_history: list[Any],
-    rebuilt_history: list[Any],
-) -> list[str]:
-    differences = []
-    for uuid in sorted(set(live_views) | set(rebuilt_views)):
-        if live_views.get(uuid) != rebuilt_views.get(uuid):
-            differences.append(f"view of {uuid}: live and replay differ")
-    if live_history != rebuilt_history:
-        differences.append(
-            f"history: live has {len(live_history)} rows, replay {len(rebuilt_history)}"
-        )
-    return differences
+# Differences listed at most (all are counted): a store that differs everywhere
+# must not fill the memory with their descriptions.
+MAX_LISTED = 1000
+
+
+async def compare(live: Snapshot, rebuilt: Snapshot) -> tuple[int, list[str]]:
+    """(how many differences, the first of them) between two stores."""
+    total, listed = 0, list[str]()
+    async for uuid in _differing_views(live.all_views(), rebuilt.all_views()):
+        total += 1
+        if len(listed) < MAX_LISTED:
+            listed.append(f"view of {uuid}: live and replay differ")
+    live_rows = rebuilt_rows = 0
+    same_history = True
+    async for live_row, rebuilt_row in _zip_longest(
+        live.history_digest(), rebuilt.history_digest()
+    ):
+        live_rows += live_row is not None
+        rebuilt_rows += rebuilt_row is not None
+        same_history = same_history and live_row == rebuilt_row
+    if not same_history:
+        total += 1
+        listed.append(f"history: live has {live_rows} rows, replay {rebuilt_rows}")
+    return total, listed
+
+
+async def _differing_views(
+    left: AsyncIterator[tuple[str, Any]], right: AsyncIterator[tuple[str, Any]]
+) -> AsyncIterator[str]:
+    """The dispatch ids whose views differ, or exist on one side only (both
+    sides ordered by id: a merge join)."""
+    a, b = await anext(left, None), await anext(right, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a[0] < b[0]):
+            assert a is not None
+            yield a[0]
+            a = await anext(left, None)
+        elif a is None or b[0] < a[0]:
+            yield b[0]
+            b = await anext(right, None)
+        else:
+            if a[1] != b[1]:
+                yield a[0]
+            a, b = await anext(left, None), await anext(right, None)
+
+
+async def _zip_longest(
+    left: AsyncIterator[Any], right: AsyncIterator[Any]
+) -> AsyncIterator[tuple[Any, Any]]:
+    while True:
+        a, b = await anext(left, None), await anext(right, None)
+        if a is None and b is None:
+            return
+        yield a, b

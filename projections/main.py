@@ -1,7 +1,10 @@
-"""``dispatch-projector``: follow dispatch.events into SQLite and serve reads.
+"""``dispatch-projector``: follow dispatch.events into the store and serve reads.
 
 Environment: KAFKA_BOOTSTRAP, DISPATCH_TOPIC_PREFIX, DISPATCH_PARTITIONS;
-PROJECTOR_DB (default .local/projections.sqlite3), PROJECTOR_HOST (127.0.0.1),
+PROJECTOR_STORE_URL (``postgresql://...`` or ``sqlite:///path``; default the
+SQLite file at PROJECTOR_DB, itself .local/projections.sqlite3 by default);
+PROJECTOR_GROUP (the consumer group of projectors sharing a PostgreSQL store;
+default derived from the database's address); PROJECTOR_HOST (127.0.0.1),
 PROJECTOR_PORT (8070).
 """
 
@@ -12,11 +15,12 @@ import contextlib
 import logging
 import os
 
+import asyncpg
 import uvicorn
 
 from projections.api import create_api
 from projections.projector import Projector
-from projections.store import ProjectionStore
+from projections.store import default_group, open_store, redacted, store_url_from_env
 from services.kafka import KafkaSettings, ensure_topics
 
 log = logging.getLogger("dispatch.projector")
@@ -25,8 +29,17 @@ log = logging.getLogger("dispatch.projector")
 async def serve() -> None:
     settings = KafkaSettings.from_env()
     await ensure_topics(settings)
-    store = ProjectionStore(os.environ.get("PROJECTOR_DB", ".local/projections.sqlite3"))
-    projector = Projector(settings, store)
+    url = store_url_from_env()
+    try:
+        store = await open_store(url)
+    except (OSError, ValueError, asyncpg.PostgresError) as exc:
+        # One clear line for the operator; the supervisor restarts the projector.
+        raise SystemExit(f"projection store {redacted(url)} unusable: {exc}") from None
+    group = None
+    if store.shared:
+        prefix = settings.topics.events.removesuffix("dispatch.events")
+        group = os.environ.get("PROJECTOR_GROUP") or default_group(url, prefix)
+    projector = Projector(settings, store, group_id=group)
     await projector.start()
     config = uvicorn.Config(
         create_api(store, projector.caught_up),
@@ -45,7 +58,12 @@ async def serve() -> None:
             server.should_exit = True
 
     following.add_done_callback(stop_serving_if_following_died)
-    log.info("projector following %s into %s", settings.topics.events, store.path)
+    log.info(
+        "projector following %s into %s%s",
+        settings.topics.events,
+        store.description,
+        f" as group {group}" if group else "",
+    )
     try:
         await server.serve()  # returns on SIGTERM/SIGINT
     finally:
@@ -53,7 +71,7 @@ async def serve() -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await following
         await projector.stop()
-        store.close()
+        await store.close()
 
 
 def main() -> None:

@@ -1,9 +1,12 @@
 """Follows ``dispatch.events`` into the projection store.
 
-It reads every partition itself (no consumer group) from the offsets the store
-records, folds each batch into the views, and writes views, history and the
-new offsets in one transaction. Several projectors (one per gateway host, say)
-each keep a full copy; replay uses the same code with a fresh store.
+Alone (``group_id=None``: a SQLite store, or a replay) a projector reads every
+partition itself. On a shared store several projectors form one consumer
+group and each follows the partitions the group gives it. Either way the
+offsets live in the store, written in the same transaction as the rows: a
+projector starts each partition it is given at the store's offset, and a batch
+it read before losing the partition is refused by the store
+(:class:`StalePositions`) rather than applied twice.
 """
 
 from __future__ import annotations
@@ -11,32 +14,43 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 
-from events.codec import UndecodableMessage, decode_event
+from events.codec import LogEvent, UndecodableMessage, decode_event
 from events.dispatch import DispatchEvent, MessageStatusReceived, MessageSubmitted
 from projections import view as views
-from projections.store import Batch, HistoryRow, ProjectionStore
+from projections.store import Batch, HistoryRow, ProjectionStore, StalePositions
+from projections.view import View
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
 
 log = logging.getLogger(__name__)
 
+Decoded = tuple[ConsumerRecord, LogEvent | None]
 
-def fold_records(store: ProjectionStore, records: list[ConsumerRecord]) -> Batch:
-    """Fold a batch of records into a :class:`Batch` (views read from the store as needed)."""
-    batch = Batch(views={}, history=[], messages={}, positions={})
+
+def decode_records(records: list[ConsumerRecord]) -> list[Decoded]:
+    decoded: list[Decoded] = []
     for record in records:
-        batch.positions[record.partition] = record.offset + 1
         try:
-            event = decode_event(record.value)
+            decoded.append((record, decode_event(record.value)))
         except UndecodableMessage as exc:
             log.warning("p%s@%s: not projected: %s", record.partition, record.offset, exc)
-            continue
+            decoded.append((record, None))
+    return decoded
+
+
+def fold_records(decoded: list[Decoded], stored: dict[str, View]) -> Batch:
+    """Fold a batch of records into a :class:`Batch`, starting from the views
+    ``stored`` (the store's current views of the batch's dispatches)."""
+    batch = Batch(views={}, history=[], messages={}, positions={})
+    for record, event in decoded:
+        batch.positions[record.partition] = record.offset + 1
         if not isinstance(event, DispatchEvent):
-            continue  # ticks are about time, not about one dispatch
+            continue  # undecodable, or a tick: about time, not about one dispatch
         uuid = str(event.dispatch_uuid)
-        current = batch.views.get(uuid) or store.view(uuid)
+        current = batch.views.get(uuid) or stored.get(uuid)
         try:
             updated = views.apply(current, event)
         except Exception:
@@ -66,70 +80,142 @@ def fold_records(store: ProjectionStore, records: list[ConsumerRecord]) -> Batch
     return batch
 
 
+async def project(store: ProjectionStore, records: list[ConsumerRecord]) -> Batch:
+    decoded = decode_records(records)
+    uuids = {str(e.dispatch_uuid) for _, e in decoded if isinstance(e, DispatchEvent)}
+    return fold_records(decoded, await store.views(uuids))
+
+
 class Projector:
     def __init__(
         self,
         settings: KafkaSettings,
         store: ProjectionStore,
         *,
+        group_id: str | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
+        self._group_id = group_id
         self._on_batch = on_batch
         self._consumer: AIOKafkaConsumer | None = None
         self._end_offsets: dict[int, int] = {}
+        # The partitions this projector follows now, and the offset the store
+        # is at for each (None: never written). A write claims exactly these.
+        self._expected: dict[int, int | None] = {}
+        # Held while a batch is folded and written: a revocation waits for it.
+        self._writing = asyncio.Lock()
         self.caught_up = asyncio.Event()
 
-    async def start(self) -> list[TopicPartition]:
+    async def start(self) -> None:
         topic = self._settings.topics.events
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
+            group_id=self._group_id,
+            enable_auto_commit=False,  # the offsets are in the store
             auto_offset_reset="earliest",
             max_poll_records=2000,
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         await self._consumer.start()
         tps = [TopicPartition(topic, p) for p in range(self._settings.partitions)]
-        self._consumer.assign(tps)
-        positions = self._store.positions()
-        for tp in tps:
-            if tp.partition in positions:
-                self._consumer.seek(tp, positions[tp.partition])
-            else:
-                await self._consumer.seek_to_beginning(tp)
         ends = await self._consumer.end_offsets(tps)
         self._end_offsets = {tp.partition: offset for tp, offset in ends.items()}
-        self._check_caught_up()
-        return tps
+        if self._group_id is None:
+            self._consumer.assign(tps)
+            await self._seek_to_store(tps)
+        else:
+            self._consumer.subscribe([topic], listener=_FollowAssignment(self))
+        await self._check_caught_up()
 
     async def run(self, *, stop_at: dict[int, int] | None = None) -> None:
         """Project until cancelled, or until every partition reached ``stop_at``."""
         assert self._consumer is not None, "start() first"
         while True:
-            if stop_at is not None and self._reached(stop_at):
+            if stop_at is not None and await self._reached(stop_at):
                 return
             batches = await self._consumer.getmany(timeout_ms=200)
             records = [r for rs in batches.values() for r in rs]
             if stop_at is not None:
                 records = [r for r in records if r.offset < stop_at.get(r.partition, 0)]
             if records:
-                records.sort(key=lambda r: (r.partition, r.offset))
-                self._store.write(fold_records(self._store, records))
-                if self._on_batch is not None:
-                    self._on_batch(len(records))
-            self._check_caught_up()
+                await self._apply(records)
+            await self._check_caught_up()
 
-    def _reached(self, stop_at: dict[int, int]) -> bool:
-        positions = self._store.positions()
+    async def _apply(self, records: list[ConsumerRecord]) -> None:
+        async with self._writing:
+            # Records fetched before a rebalance: of a partition no longer ours,
+            # or of one given back to us and since re-positioned at the store's
+            # offset (those below it are in the store already).
+            records = [r for r in records if self._ahead_of_store(r)]
+            if not records:
+                return
+            records.sort(key=lambda r: (r.partition, r.offset))
+            batch = await project(self._store, records)
+            expected = {p: self._expected[p] for p in batch.positions}
+            try:
+                await self._store.write(batch, expected)
+            except StalePositions as stale:
+                log.warning("%s; following them from the store's offsets", stale)
+                assert self._consumer is not None
+                topic = self._settings.topics.events
+                await self._seek_to_store([TopicPartition(topic, p) for p in stale.partitions])
+                return
+            self._expected.update(batch.positions)
+        if self._on_batch is not None:
+            self._on_batch(len(records))
+
+    def _ahead_of_store(self, record: ConsumerRecord) -> bool:
+        if record.partition not in self._expected:
+            return False
+        position = self._expected[record.partition]
+        return position is None or record.offset >= position
+
+    async def _seek_to_store(self, tps: list[TopicPartition]) -> None:
+        assert self._consumer is not None
+        positions = await self._store.positions()
+        owned = self._consumer.assignment()
+        for tp in tps:
+            if tp not in owned:
+                continue
+            if tp.partition in positions:
+                self._consumer.seek(tp, positions[tp.partition])
+            else:
+                await self._consumer.seek_to_beginning(tp)
+            self._expected[tp.partition] = positions.get(tp.partition)
+
+    async def assigned(self, tps: list[TopicPartition]) -> None:
+        async with self._writing:
+            await self._seek_to_store(tps)
+        log.info("following partitions %s", sorted(tp.partition for tp in tps))
+
+    async def revoked(self, tps: list[TopicPartition]) -> None:
+        async with self._writing:
+            for tp in tps:
+                self._expected.pop(tp.partition, None)
+
+    async def _reached(self, stop_at: dict[int, int]) -> bool:
+        positions = await self._store.positions()
         return all(positions.get(p, 0) >= offset for p, offset in stop_at.items() if offset > 0)
 
-    def _check_caught_up(self) -> None:
-        if not self.caught_up.is_set() and self._reached(self._end_offsets):
+    async def _check_caught_up(self) -> None:
+        # Ready when the whole store (every partition, whoever writes it) is
+        # as far as the log was when this projector started.
+        if not self.caught_up.is_set() and await self._reached(self._end_offsets):
             self.caught_up.set()
 
     async def stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
+
+
+class _FollowAssignment(ConsumerRebalanceListener):
+    def __init__(self, projector: Projector) -> None:
+        self._projector = projector
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._projector.revoked(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self._projector.assigned(list(assigned))

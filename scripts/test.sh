@@ -14,5 +14,12 @@ echo "== broker"
 broker/kafka.sh start
 trap 'broker/kafka.sh stop' EXIT
 
+echo "== postgres (the projection tests run on SQLite and on PostgreSQL)"
+export POSTGRES_PORT=${TEST_POSTGRES_PORT:-$((KAFKA_PORT + 2))}
+scripts/postgres.sh start
+trap 'scripts/postgres.sh stop; broker/kafka.sh stop' EXIT
+TEST_POSTGRES_URL=$(scripts/postgres.sh url)
+export TEST_POSTGRES_URL
+
 echo "== tests"
 .venv/bin/pytest -p no:cacheprovider "$@"

@@ -16,6 +16,9 @@ from events.topics import Topics
 from services.kafka import KafkaSettings, ensure_topics
 from tests.processes import Process
 
+# store_url / postgres_url: the projection store (SQLite and PostgreSQL).
+pytest_plugins = ["tests.stores"]
+
 
 def _broker_address() -> str:
     return os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:19092")

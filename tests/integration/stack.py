@@ -97,6 +97,8 @@ class Stack:
     processes: list[Process] = field(default_factory=list)
     # Settings a test adds to (or overrides in) every process's environment.
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The projection store (PROJECTOR_STORE_URL); None: SQLite at projector_db.
+    store_url: str | None = None
 
     @property
     def gateway(self) -> str:
@@ -122,6 +124,7 @@ class Stack:
             "PROJECTOR_PORT": str(self.projector_port),
             "PROJECTOR_URL": f"http://127.0.0.1:{self.projector_port}",
             "PROJECTOR_DB": str(self.projector_db),
+            "PROJECTOR_STORE_URL": self.store_url or "",
             "PROCESSOR_DATA_DIR": str(self.tmp / "processor"),
             "PROCESSOR_METRICS_PORT": str(self.processor_metrics_port),
             "WEBHOOK_ALLOW_PRIVATE": "1",

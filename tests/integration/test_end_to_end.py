@@ -98,10 +98,13 @@ FINAL_SCHEMA = _schema("FinalReport")
 
 
 @pytest.fixture
-async def stack(kafka_settings: KafkaSettings, tmp_path: Path) -> AsyncIterator[Stack]:
+async def stack(
+    kafka_settings: KafkaSettings, tmp_path: Path, store_url: str
+) -> AsyncIterator[Stack]:
+    """The whole product, its read side on SQLite and then on PostgreSQL."""
     receiver = Receiver()
     async with serve_receiver(receiver):
-        stack = Stack(settings=kafka_settings, tmp=tmp_path, receiver=receiver)
+        stack = Stack(settings=kafka_settings, tmp=tmp_path, receiver=receiver, store_url=store_url)
         try:
             await asyncio.to_thread(stack.start_all)
             yield stack
@@ -187,7 +190,7 @@ async def test_every_failover_scenario_end_to_end(stack: Stack) -> None:
         assert all(count == 1 for count in sends.values()), sends
 
     stack.receiver.verify_all()
-    replay = stack.cli("replay", "--db", str(stack.projector_db))
+    replay = stack.cli("replay")
     assert replay.returncode == 0, replay.stdout + replay.stderr
     assert "replay equals live" in replay.stdout
     # Re-running the failover engine over the recorded log takes every decision again.

@@ -1,5 +1,6 @@
 """The projector folds the real log into the read model that GET, audit and
-replay show; it survives a kill -9 without applying anything twice."""
+replay show; it survives a kill -9 without applying anything twice. On both
+stores: a SQLite file and a PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import time
 import uuid
 from pathlib import Path
 
+import asyncpg
 import httpx
 import orjson
 import pytest
 
 from events.codec import encode
+from projections.store import is_postgresql, sqlite_path
 from services.inbound.lookup import MessageRef, ReadSideLookup
 from services.kafka import KafkaSettings, make_producer
 from tests.conftest import kafka_env
@@ -44,20 +47,22 @@ def _get(port: int, path: str, expect: int = 200, timeout: float = 20) -> httpx.
         time.sleep(0.2)
 
 
-def _start_projector(settings: KafkaSettings, db: Path, port: int, tmp: Path, name: str) -> Process:
-    env = {**kafka_env(settings), "PROJECTOR_DB": str(db), "PROJECTOR_PORT": str(port)}
+def _start_projector(
+    settings: KafkaSettings, store: str, port: int, tmp: Path, name: str
+) -> Process:
+    env = {**kafka_env(settings), "PROJECTOR_STORE_URL": store, "PROJECTOR_PORT": str(port)}
     process = Process(name, ["dispatch-projector"], env, tmp)
     process.wait_for_port(port)
     return process
 
 
 def _cli(
-    settings: KafkaSettings, port: int, db: Path, *args: str
+    settings: KafkaSettings, port: int, store: str, *args: str
 ) -> subprocess.CompletedProcess[str]:
     env = {
         **kafka_env(settings),
         "PROJECTOR_URL": f"http://127.0.0.1:{port}",
-        "PROJECTOR_DB": str(db),
+        "PROJECTOR_STORE_URL": store,
     }
     return subprocess.run(
         [str(BIN / "dispatch"), *args],
@@ -69,12 +74,32 @@ def _cli(
     )
 
 
+async def _tamper(store: str, dispatch_uuid: str, view: dict[str, object]) -> None:
+    """Change one view behind the projector's back."""
+    if is_postgresql(store):
+        db = await asyncpg.connect(store)
+        try:
+            await db.execute(
+                "UPDATE views SET view = $1 WHERE dispatch_uuid = $2",
+                orjson.dumps(view),
+                dispatch_uuid,
+            )
+        finally:
+            await db.close()
+    else:
+        with sqlite3.connect(sqlite_path(store)) as db:
+            db.execute(
+                "UPDATE views SET view = ? WHERE dispatch_uuid = ?",
+                (orjson.dumps(view), dispatch_uuid),
+            )
+
+
 async def test_views_audit_and_replay_from_the_real_log(
-    kafka_settings: KafkaSettings, tmp_path: Path, processes: list[Process]
+    kafka_settings: KafkaSettings, tmp_path: Path, processes: list[Process], store_url: str
 ) -> None:
     completed, failed = uuid.uuid4(), uuid.uuid4()
     await _append(kafka_settings, failover_history(completed) + rejected_history(failed))
-    db, port = tmp_path / "projections.sqlite3", free_port()
+    db, port = store_url, free_port()
     projector = _start_projector(kafka_settings, db, port, tmp_path, "projector-1")
     processes.append(projector)
 
@@ -124,11 +149,7 @@ async def test_views_audit_and_replay_from_the_real_log(
 
     # A live store that disagrees with the log is caught.
     restarted.stop()
-    with sqlite3.connect(db) as tampered:
-        tampered.execute(
-            "UPDATE views SET view = ? WHERE dispatch_uuid = ?",
-            (orjson.dumps({**view, "status": "error"}), str(completed)),
-        )
+    await _tamper(db, str(completed), {**view, "status": "error"})
     caught = _cli(kafka_settings, port, db, "replay", "--no-decisions")
     assert caught.returncode == 1
     assert f"view of {completed}: live and replay differ" in caught.stdout
