@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -84,7 +84,9 @@ class Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    schema_version: int = 1
+    # The versions this code can read: a record written by a newer version is
+    # refused (and dead-lettered) rather than misread as an older shape.
+    schema_version: Literal[1] = 1
     occurred_at: AwareDatetime = Field(default_factory=utcnow)
 
     def replace(self, **changes: Any) -> Any:

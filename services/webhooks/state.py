@@ -11,6 +11,7 @@ still pending, with its attempt count and next attempt time unchanged.
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from events.codec import from_json, to_json
 from events.commands import DeliverWebhook
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
+
+log = logging.getLogger(__name__)
 
 Phase = Literal["pending", "delivered", "abandoned"]
 
@@ -137,8 +140,20 @@ async def read_states(
             batch = await consumer.getmany(*remaining, timeout_ms=500)
             for records in batch.values():
                 for record in records:
-                    if record.value is not None:
+                    if record.value is None:
+                        continue
+                    try:
                         yield decode_state(record.value)
+                    except ValueError as exc:
+                        # Not a state this code wrote: skipped, never fatal
+                        # (a partition whose states cannot be read would
+                        # never deliver its pending webhooks).
+                        log.warning(
+                            "skipping unreadable webhook state at %s@%s: %s",
+                            record.partition,
+                            record.offset,
+                            str(exc)[:200],
+                        )
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
