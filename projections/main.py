@@ -21,7 +21,9 @@ import uvicorn
 from projections.api import create_api
 from projections.projector import Projector
 from projections.store import default_group, open_store, redacted, store_url_from_env
+from services.dead_letters import DeadLetters
 from services.kafka import KafkaSettings, ensure_topics
+from services.producer import RebuildingProducer
 
 log = logging.getLogger("dispatch.projector")
 
@@ -39,7 +41,11 @@ async def serve() -> None:
     if store.shared:
         prefix = settings.topics.events.removesuffix("dispatch.events")
         group = os.environ.get("PROJECTOR_GROUP") or default_group(url, prefix)
-    projector = Projector(settings, store, group_id=group)
+    # Records it cannot read or fold are parked on the dead-letter topic.
+    producer = RebuildingProducer(settings)
+    await producer.start()
+    dead_letters = DeadLetters(producer, settings.topics.dead_letters)
+    projector = Projector(settings, store, group_id=group, dead_letters=dead_letters)
     await projector.start()
     config = uvicorn.Config(
         create_api(store, projector.caught_up),
@@ -71,6 +77,7 @@ async def serve() -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await following
         await projector.stop()
+        await producer.stop()
         await store.close()
 
 

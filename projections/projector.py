@@ -23,6 +23,7 @@ from events.dispatch import DispatchEvent, MessageStatusReceived, MessageSubmitt
 from projections import view as views
 from projections.store import Batch, HistoryRow, ProjectionStore, StalePositions
 from projections.view import View
+from services.dead_letters import DeadLetters
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,13 @@ log = logging.getLogger(__name__)
 Decoded = tuple[ConsumerRecord, LogEvent | None]
 
 
-def decode_records(records: list[ConsumerRecord]) -> list[Decoded]:
+# Records the projector could not read or fold, with why: for the dead-letter topic.
+Rejected = list[tuple[ConsumerRecord, str]]
+
+
+def decode_records(
+    records: list[ConsumerRecord], rejected: Rejected | None = None
+) -> list[Decoded]:
     decoded: list[Decoded] = []
     for record in records:
         try:
@@ -38,10 +45,14 @@ def decode_records(records: list[ConsumerRecord]) -> list[Decoded]:
         except UndecodableMessage as exc:
             log.warning("p%s@%s: not projected: %s", record.partition, record.offset, exc)
             decoded.append((record, None))
+            if rejected is not None:
+                rejected.append((record, str(exc)))
     return decoded
 
 
-def fold_records(decoded: list[Decoded], stored: dict[str, View]) -> Batch:
+def fold_records(
+    decoded: list[Decoded], stored: dict[str, View], rejected: Rejected | None = None
+) -> Batch:
     """Fold a batch of records into a :class:`Batch`, starting from the views
     ``stored`` (the store's current views of the batch's dispatches)."""
     batch = Batch(views={}, history=[], messages={}, positions={})
@@ -53,12 +64,14 @@ def fold_records(decoded: list[Decoded], stored: dict[str, View]) -> Batch:
         current = batch.views.get(uuid) or stored.get(uuid)
         try:
             updated = views.apply(current, event)
-        except Exception:
+        except Exception as exc:
             # One event the view cannot take must not stop the read side
             # (a restart would read it again, and stop again): it stays in
             # the history, and the view goes on without it.
             log.exception("p%s@%s: not folded into the view", record.partition, record.offset)
             updated = None
+            if rejected is not None:
+                rejected.append((record, f"not folded into the view: {exc!r}"))
         if updated is not None:
             batch.views[uuid] = updated
         batch.history.append(
@@ -80,10 +93,12 @@ def fold_records(decoded: list[Decoded], stored: dict[str, View]) -> Batch:
     return batch
 
 
-async def project(store: ProjectionStore, records: list[ConsumerRecord]) -> Batch:
-    decoded = decode_records(records)
+async def project(
+    store: ProjectionStore, records: list[ConsumerRecord], rejected: Rejected | None = None
+) -> Batch:
+    decoded = decode_records(records, rejected)
     uuids = {str(e.dispatch_uuid) for _, e in decoded if isinstance(e, DispatchEvent)}
-    return fold_records(decoded, await store.views(uuids))
+    return fold_records(decoded, await store.views(uuids), rejected)
 
 
 class Projector:
@@ -94,10 +109,13 @@ class Projector:
         *,
         group_id: str | None = None,
         on_batch: Callable[[int], None] | None = None,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._group_id = group_id
+        # Where records it cannot read or fold go (None: only logged, as in a replay).
+        self._dead_letters = dead_letters
         self._on_batch = on_batch
         self._consumer: AIOKafkaConsumer | None = None
         self._end_offsets: dict[int, int] = {}
@@ -152,7 +170,13 @@ class Projector:
             if not records:
                 return
             records.sort(key=lambda r: (r.partition, r.offset))
-            batch = await project(self._store, records)
+            rejected: Rejected = []
+            batch = await project(self._store, records, rejected)
+            if self._dead_letters is not None:
+                # Parked before the batch's offsets are written: a crash in
+                # between parks them again, never not at all.
+                for record, reason in rejected:
+                    await self._dead_letters.park(record, reason)
             expected = {p: self._expected[p] for p in batch.positions}
             try:
                 await self._store.write(batch, expected)

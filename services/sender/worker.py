@@ -21,6 +21,7 @@ from events.base import utcnow
 from events.codec import UndecodableMessage, decode_send, encode
 from events.commands import SendMessage
 from events.references import client_ref
+from services.dead_letters import DeadLetters
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
 from services.producer import EventWriter, until_written
 from services.sender.config import SenderConfig
@@ -180,14 +181,7 @@ class SenderWorker:
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         """Park a command that cannot be handled, with why and where it was."""
-        source = f"{record.topic}:{record.partition}:{record.offset}"
-        log.warning("dead-lettered %s: %s", source, reason)
-        headers = [("reason", reason.encode()[:4000]), ("source", source.encode())]
-        await self._until_kafka_ok(
-            lambda: self._producer.send_and_wait(
-                self._settings.topics.dead_letters, record.value, key=None, headers=headers
-            )
-        )
+        await DeadLetters(self._producer, self._settings.topics.dead_letters).park(record, reason)
 
     async def handle(self, command: SendMessage) -> None:
         command_id = command.event_id

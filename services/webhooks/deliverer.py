@@ -27,6 +27,7 @@ from events.base import deterministic_id
 from events.codec import UndecodableMessage, decode_webhook, encode, to_json
 from events.dispatch import WebhookAbandoned, WebhookDelivered
 from services.applications.registry import ApplicationRegistry
+from services.dead_letters import DeadLetters
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
 from services.producer import RebuildingProducer, until_written
 from services.webhooks import signing
@@ -184,13 +185,7 @@ class Deliverer:
 
     async def _dead_letter(self, record: Any, reason: str) -> None:
         """Park a command nobody can read, as the processor does with events."""
-        source = f"{record.topic}:{record.partition}:{record.offset}"
-        log.warning("dead-lettered %s: %s", source, reason)
-        await self._producer.send_and_wait(
-            self._settings.topics.dead_letters,
-            record.value,
-            headers=[("reason", reason.encode()[:4000]), ("source", source.encode())],
-        )
+        await DeadLetters(self._producer, self._settings.topics.dead_letters).park(record, reason)
 
     async def _record_states(self, states: list[DeliveryState]) -> None:
         await self._producer.send_all(
