@@ -54,11 +54,18 @@ class ProducerUnavailable(Exception):
 
 class RebuildingProducer:
     def __init__(
-        self, settings: KafkaSettings, *, timeout_s: float = 10.0, **overrides: Any
+        self,
+        settings: KafkaSettings,
+        *,
+        timeout_s: float = 10.0,
+        factory: Any = None,
+        **overrides: Any,
     ) -> None:
         self._settings = settings
         self._timeout_s = timeout_s
         self._overrides = overrides
+        # Makes a fresh (unstarted) aiokafka producer; tests pass their own.
+        self._factory = factory or (lambda: make_producer(settings, **overrides))
         self._producer: AIOKafkaProducer | None = None
         self._starting = asyncio.Lock()
         self.rebuilds = 0
@@ -73,7 +80,7 @@ class RebuildingProducer:
     async def _current(self) -> AIOKafkaProducer:
         async with self._starting:
             if self._producer is None:
-                producer = make_producer(self._settings, **self._overrides)
+                producer = self._factory()
                 try:
                     await producer.start()
                 except BaseException:

@@ -43,6 +43,8 @@ class Broker:
             "KAFKA_PORT": str(self.port),
             "KAFKA_CONTROLLER_PORT": str(free_port()),
             "KAFKA_HEAP": "384m",
+            # A restart on a busy 2-core machine can take more than the default.
+            "KAFKA_READY_TIMEOUT": "180",
         }
 
     def run(self, command: str, *, keep_data: bool = False) -> None:
