@@ -132,6 +132,7 @@ class Load:
 
     accepted: dict[str, str] = field(default_factory=dict)  # dispatch_uuid → scenario
     refused: collections.Counter[str] = field(default_factory=collections.Counter)
+    refused_at: list[float] = field(default_factory=list)  # monotonic time of each refusal
 
     async def post(self, client: httpx.AsyncClient, stack: Stack, app: App, name: str) -> None:
         body = {"template": "failover", "workflow": SCENARIOS[name][0]}
@@ -143,6 +144,7 @@ class Load:
             )
         except httpx.HTTPError as exc:
             self.refused[type(exc).__name__] += 1
+            self.refused_at.append(time.monotonic())
             return
         if response.status_code == 202:
             self.accepted[str(response.json()["dispatch_uuid"])] = name
@@ -151,6 +153,7 @@ class Load:
             assert response.status_code == 503, response.text
             assert response.headers["content-type"] == "application/problem+json"
             self.refused[str(response.status_code)] += 1
+            self.refused_at.append(time.monotonic())
 
     async def run(
         self, client: httpx.AsyncClient, stack: Stack, app: App, until: asyncio.Event
@@ -238,6 +241,7 @@ async def test_a_broker_killed_under_load_loses_nothing_accepted(
                 partitions, _ = await describe_events(settings)
                 victim, led = leader_of_most(partitions)
                 await asyncio.to_thread(cluster.run, "node-kill", str(cluster.node_of(victim)))
+                killed_at = time.monotonic()
                 accepted_at_kill = len(load.accepted)
                 await asyncio.sleep(NODE_DOWN_S)
                 # Another node took over every partition the dead one led.
@@ -260,10 +264,15 @@ async def test_a_broker_killed_under_load_loses_nothing_accepted(
         finally:
             await asyncio.to_thread(stack.stop_all)
 
+    window = (
+        [round(at - killed_at, 1) for at in (min(load.refused_at), max(load.refused_at))]
+        if load.refused_at
+        else []
+    )
     print(
         f"killed broker {victim} (leader of {led} of {len(partitions)} partitions); "
         f"{len(accepted)} dispatches accepted, {accepted_while_down} while it was down; "
-        f"refused: {dict(load.refused)}"
+        f"refused: {dict(load.refused)}, from/to s after the kill: {window}"
     )
     # The load went on through the fault: dispatches were accepted while a node was down.
     assert accepted_while_down >= NODE_DOWN_S * RATE // 2, (accepted_while_down, load.refused)
