@@ -52,14 +52,26 @@ class KafkaSettings:
 
     @classmethod
     def from_env(cls) -> KafkaSettings:
-        min_isr = os.environ.get("DISPATCH_MIN_INSYNC_REPLICAS", "")
+        min_isr = _whole_number("DISPATCH_MIN_INSYNC_REPLICAS", "")
+        replicas = _whole_number("DISPATCH_REPLICATION_FACTOR", "1")
         return cls(
             bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
             partitions=int(os.environ.get("DISPATCH_PARTITIONS", "8")),
             topics=Topics.from_env(),
-            replication_factor=int(os.environ.get("DISPATCH_REPLICATION_FACTOR", "1")),
-            min_insync_replicas=int(min_isr) if min_isr else None,
+            replication_factor=1 if replicas is None else replicas,
+            min_insync_replicas=min_isr,
         )
+
+
+def _whole_number(variable: str, default: str) -> int | None:
+    """The integer in ``variable`` (None when empty); a start-up error naming it otherwise."""
+    value = os.environ.get(variable, default).strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{variable} must be a whole number, not {value!r}") from None
 
 
 def new_topic(

@@ -63,3 +63,19 @@ def test_a_min_isr_no_write_could_meet_is_refused_at_start(
             replication_factor=replicas,
             min_insync_replicas=min_isr,
         )
+
+
+def test_a_replication_setting_that_is_not_a_number_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DISPATCH_MIN_INSYNC_REPLICAS", "two")
+    with pytest.raises(ValueError, match="DISPATCH_MIN_INSYNC_REPLICAS must be a whole number"):
+        KafkaSettings.from_env()
+
+
+def test_a_replication_factor_of_zero_is_refused_not_raised_to_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DISPATCH_REPLICATION_FACTOR", "0")
+    with pytest.raises(ValueError, match="DISPATCH_REPLICATION_FACTOR must be at least 1"):
+        KafkaSettings.from_env()
