@@ -195,6 +195,30 @@ def leader_of_most(partitions: list[dict[str, Any]]) -> tuple[int, int]:
     return leaders.most_common(1)[0]
 
 
+async def replication_of_every_topic(settings: KafkaSettings) -> dict[str, tuple[set[int], str]]:
+    """Each topic of this deployment: its partitions' replica counts, and its min ISR."""
+    prefix = settings.topics.events.removesuffix("dispatch.events")
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        names = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
+        described = await admin.describe_topics(names)
+        configs = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+        )
+    finally:
+        await admin.close()
+    min_isr = {
+        resource[3]: dict((entry[0], entry[1]) for entry in resource[4])["min.insync.replicas"]
+        for response in configs
+        for resource in response.resources
+    }
+    return {
+        topic["topic"]: ({len(p["replicas"]) for p in topic["partitions"]}, min_isr[topic["topic"]])
+        for topic in described
+    }
+
+
 async def wait_for_full_isr(settings: KafkaSettings, timeout: float = 90) -> None:
     """Until the restarted node has caught up: three replicas in sync everywhere."""
     deadline = time.monotonic() + timeout
@@ -261,6 +285,7 @@ async def test_a_broker_killed_under_load_loses_nothing_accepted(
                 # any, would arrive now.
                 await asyncio.sleep(3)
                 sends = (await client.get(f"{stack.simulator}/_sim/sends")).json()["attempts"]
+                replication = await replication_of_every_topic(settings)
         finally:
             await asyncio.to_thread(stack.stop_all)
 
@@ -274,6 +299,19 @@ async def test_a_broker_killed_under_load_loses_nothing_accepted(
         f"{len(accepted)} dispatches accepted, {accepted_while_down} while it was down; "
         f"refused: {dict(load.refused)}, from/to s after the kill: {window}"
     )
+    # Every topic the processes created follows the cluster profile, not only
+    # those created up front: the sender's ledger, the webhook state, the
+    # processor's changelogs and faust's own topic.
+    expected = {
+        "dispatch.sender-ledger",
+        "dispatch.webhook-state",
+        "deadlines-changelog",
+        "timer-cursors-changelog",
+        "dispatches-changelog",
+        "__assignor-__leader",
+    }
+    assert all(any(t.endswith(end) for t in replication) for end in expected), replication
+    assert all(r == ({3}, "2") for r in replication.values()), replication
     # The load went on through the fault: dispatches were accepted while a node was down.
     assert accepted_while_down >= NODE_DOWN_S * RATE // 2, (accepted_while_down, load.refused)
     problems = check_every_dispatch(receiver, load.accepted)
