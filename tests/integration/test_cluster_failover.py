@@ -274,6 +274,7 @@ async def test_a_broker_killed_under_load_loses_nothing_accepted(
                 accepted_while_down = len(load.accepted) - accepted_at_kill
 
                 await asyncio.to_thread(cluster.run, "node-start", str(cluster.node_of(victim)))
+                down_for = time.monotonic() - killed_at
                 await asyncio.sleep(AFTER_RESTART_S)
                 stop_load.set()
                 await loading
@@ -296,6 +297,7 @@ async def test_a_broker_killed_under_load_loses_nothing_accepted(
     )
     print(
         f"killed broker {victim} (leader of {led} of {len(partitions)} partitions); "
+        f"down for {down_for:.1f} s; "
         f"{len(accepted)} dispatches accepted, {accepted_while_down} while it was down; "
         f"refused: {dict(load.refused)}, from/to s after the kill: {window}"
     )
