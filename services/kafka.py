@@ -31,14 +31,64 @@ class KafkaSettings:
     # event of one dispatch lands on one partition, in order.
     partitions: int = 8
     topics: Topics = field(default_factory=Topics.from_env)
+    # Copies of every partition of every topic the project creates, and how many
+    # of them must have a write before it counts (with acks=all). 1 / broker
+    # default on a single broker; 3 / 2 on a cluster (see docs/operations.md).
+    replication_factor: int = 1
+    min_insync_replicas: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.replication_factor < 1:
+            raise ValueError(
+                f"DISPATCH_REPLICATION_FACTOR must be at least 1, not {self.replication_factor}"
+            )
+        min_isr = self.min_insync_replicas
+        if min_isr is not None and not 1 <= min_isr <= self.replication_factor:
+            # More than the replicas there are would refuse every write.
+            raise ValueError(
+                f"DISPATCH_MIN_INSYNC_REPLICAS must be between 1 and the replication "
+                f"factor ({self.replication_factor}), not {min_isr}"
+            )
 
     @classmethod
     def from_env(cls) -> KafkaSettings:
+        min_isr = _whole_number("DISPATCH_MIN_INSYNC_REPLICAS", "")
+        replicas = _whole_number("DISPATCH_REPLICATION_FACTOR", "1")
         return cls(
             bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
             partitions=int(os.environ.get("DISPATCH_PARTITIONS", "8")),
             topics=Topics.from_env(),
+            replication_factor=1 if replicas is None else replicas,
+            min_insync_replicas=min_isr,
         )
+
+
+def _whole_number(variable: str, default: str) -> int | None:
+    """The integer in ``variable`` (None when empty); a start-up error naming it otherwise."""
+    value = os.environ.get(variable, default).strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{variable} must be a whole number, not {value!r}") from None
+
+
+def new_topic(
+    settings: KafkaSettings,
+    name: str,
+    partitions: int,
+    configs: dict[str, str] | None = None,
+    *,
+    replication_factor: int | None = None,
+) -> NewTopic:
+    """A topic replicated as the settings say; every topic the project creates
+    is made here. Without a configured min ISR the broker's default applies."""
+    topic_configs = dict(configs or {})
+    if settings.min_insync_replicas is not None:
+        topic_configs["min.insync.replicas"] = str(settings.min_insync_replicas)
+    replicas = replication_factor or settings.replication_factor
+    return NewTopic(name, partitions, replicas, topic_configs=topic_configs)
 
 
 def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
@@ -46,11 +96,11 @@ def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
     forever = {"retention.ms": "-1"}
     return [
         # The log of record: kept forever, so any dispatch can be replayed.
-        NewTopic(t.events, settings.partitions, 1, topic_configs=forever),
-        NewTopic(t.send, settings.partitions, 1),
-        NewTopic(t.webhooks, settings.partitions, 1),
-        NewTopic(t.applications, 1, 1, topic_configs={"cleanup.policy": "compact"}),
-        NewTopic(t.dead_letters, 1, 1, topic_configs=forever),
+        new_topic(settings, t.events, settings.partitions, forever),
+        new_topic(settings, t.send, settings.partitions),
+        new_topic(settings, t.webhooks, settings.partitions),
+        new_topic(settings, t.applications, 1, {"cleanup.policy": "compact"}),
+        new_topic(settings, t.dead_letters, 1, forever),
     ]
 
 

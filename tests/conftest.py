@@ -54,11 +54,15 @@ async def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
 def kafka_env(settings: KafkaSettings) -> dict[str, str]:
     """Environment that points a process at the test's broker and topics."""
     prefix = settings.topics.events.removesuffix("dispatch.events")
-    return {
+    env = {
         "KAFKA_BOOTSTRAP": settings.bootstrap_servers,
         "DISPATCH_TOPIC_PREFIX": prefix,
         "DISPATCH_PARTITIONS": str(settings.partitions),
+        "DISPATCH_REPLICATION_FACTOR": str(settings.replication_factor),
     }
+    if settings.min_insync_replicas is not None:
+        env["DISPATCH_MIN_INSYNC_REPLICAS"] = str(settings.min_insync_replicas)
+    return env
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiokafka.admin import NewTopic
 
-from services.kafka import KafkaSettings
+from services.kafka import KafkaSettings, new_topic
 from services.processor.decide import Policy
 
 # The processor's faust tables: the deadline index, its cursors, the dispatches.
@@ -58,11 +58,12 @@ class ProcessorConfig:
         # then fails (PartitionsMismatch: "the changelog topic has 0 partitions").
         compact = {"cleanup.policy": "compact"}
         return [
-            NewTopic(
+            new_topic(
+                self.kafka,
                 self.changelog_topic(table),
                 self.kafka.partitions,
-                self.replication_factor,
-                topic_configs=compact,
+                compact,
+                replication_factor=self.replication_factor,
             )
             for table in TABLES
         ]
@@ -70,8 +71,9 @@ class ProcessorConfig:
     @classmethod
     def from_env(cls) -> ProcessorConfig:
         env = os.environ
+        kafka = KafkaSettings.from_env()
         return cls(
-            kafka=KafkaSettings.from_env(),
+            kafka=kafka,
             app_id=env.get("PROCESSOR_APP_ID", "dispatch-processor"),
             store=env.get("PROCESSOR_STORE", "rocksdb://"),
             data_dir=Path(env.get("PROCESSOR_DATA_DIR", ".local/processor")),
@@ -86,7 +88,10 @@ class ProcessorConfig:
             session_timeout_s=float(env.get("PROCESSOR_SESSION_TIMEOUT_S", "10")),
             producer_linger_s=float(env.get("PROCESSOR_LINGER_S", "0.005")),
             fetch_max_wait_ms=int(env.get("PROCESSOR_FETCH_MAX_WAIT_MS", "100")),
-            replication_factor=int(env.get("PROCESSOR_REPLICATION_FACTOR", "1")),
+            # The changelogs are replicated like every other topic unless told otherwise.
+            replication_factor=int(
+                env.get("PROCESSOR_REPLICATION_FACTOR", str(kafka.replication_factor))
+            ),
             recovery_stall_s=float(env.get("PROCESSOR_RECOVERY_STALL_S", "60")),
             rocksdb_write_buffer_mib=int(env.get("PROCESSOR_ROCKSDB_WRITE_BUFFER_MIB", "8")),
             rocksdb_block_cache_mib=int(env.get("PROCESSOR_ROCKSDB_BLOCK_CACHE_MIB", "16")),

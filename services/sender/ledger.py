@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import TopicAlreadyExistsError
 
 from events.codec import UndecodableMessage, decode_event, encode, from_json, to_json
 from events.dispatch import MessageOutcomeUnknown, MessageSendFailed, MessageSubmitted
-from services.kafka import KafkaSettings, follow_from_beginning, reached
+from services.kafka import KafkaSettings, follow_from_beginning, new_topic, reached
 from services.producer import EventWriter
 
 log = logging.getLogger(__name__)
@@ -76,11 +76,11 @@ def parse_entry(value: bytes) -> LedgerEntry | None:
 async def ensure_ledger_topic(settings: KafkaSettings, retention_ms: int) -> None:
     # Compacted (one record per command) and aged out: a command is not
     # redelivered weeks later, and the ledger must not grow without bound.
-    spec = NewTopic(
+    spec = new_topic(
+        settings,
         ledger_topic(settings),
         settings.partitions,
-        1,
-        topic_configs={"cleanup.policy": "compact,delete", "retention.ms": str(retention_ms)},
+        {"cleanup.policy": "compact,delete", "retention.ms": str(retention_ms)},
     )
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()

@@ -18,13 +18,13 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import TopicAlreadyExistsError
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from events.codec import from_json, to_json
 from events.commands import DeliverWebhook
-from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
+from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings, new_topic
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +97,11 @@ async def ensure_state_topic(
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [
-                        NewTopic(
+                        new_topic(
+                            settings,
                             name,
                             partitions,
-                            1,
-                            topic_configs={
+                            {
                                 "cleanup.policy": "compact,delete",
                                 "retention.ms": str(int(retention_s * 1000)),
                             },

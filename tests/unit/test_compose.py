@@ -50,3 +50,58 @@ def test_broker_image_matches_the_local_broker_version() -> None:
     match = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom)
     assert match is not None
     assert _services()["kafka"]["image"] == f"apache/kafka:{match.group(1)}"
+
+
+def _cluster_override() -> dict[str, dict[str, object]]:
+    services: dict[str, dict[str, object]] = yaml.safe_load(
+        (ROOT / "compose.cluster.yaml").read_text()
+    )["services"]
+    return services
+
+
+def _env(service: dict[str, object]) -> dict[str, str]:
+    env = service.get("environment", {})
+    assert isinstance(env, dict)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def test_every_process_takes_replication_from_configuration() -> None:
+    for name, service in _services().items():
+        if name == "kafka":
+            continue
+        env = _env(service)
+        assert env["DISPATCH_REPLICATION_FACTOR"] == "${DISPATCH_REPLICATION_FACTOR:-1}", name
+        assert env["DISPATCH_MIN_INSYNC_REPLICAS"] == "${DISPATCH_MIN_INSYNC_REPLICAS:-}", name
+
+
+def test_the_cluster_profile_runs_three_brokers_that_form_one_quorum() -> None:
+    base, override = _services(), _cluster_override()
+    brokers = {name: s for name, s in override.items() if name.startswith("kafka")}
+    assert set(brokers) == {"kafka", "kafka-2", "kafka-3"}
+    # compose merges the override's environment into compose.yaml's.
+    envs = {name: {**_env(base.get(name, {})), **_env(s)} for name, s in brokers.items()}
+    voters = {env["KAFKA_CONTROLLER_QUORUM_VOTERS"] for env in envs.values()}
+    assert voters == {"1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"}
+    assert len({env["CLUSTER_ID"] for env in envs.values()}) == 1
+    assert sorted(env["KAFKA_NODE_ID"] for env in envs.values()) == ["1", "2", "3"]
+    for name, env in envs.items():
+        assert env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{name}:9092"
+        assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3", name
+        assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2", name
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2", name
+    for name in ("kafka-2", "kafka-3"):
+        assert brokers[name]["image"] == base["kafka"]["image"]
+
+
+def test_the_cluster_profile_replicates_every_process_topics_three_times() -> None:
+    base, override = _services(), _cluster_override()
+    processes = {name for name in base if name != "kafka"}
+    assert processes <= set(override)
+    for name in processes:
+        env = {**_env(base[name]), **_env(override[name])}
+        assert env["KAFKA_BOOTSTRAP"] == "kafka:9092,kafka-2:9092,kafka-3:9092", name
+        assert env["DISPATCH_REPLICATION_FACTOR"] == "3", name
+        assert env["DISPATCH_MIN_INSYNC_REPLICAS"] == "2", name
+        depends = override[name]["depends_on"]
+        assert isinstance(depends, dict)
+        assert set(depends) == {"kafka", "kafka-2", "kafka-3"}, name

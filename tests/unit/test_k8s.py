@@ -46,3 +46,62 @@ def test_workloads_run_entry_points_and_the_processor_keeps_its_state() -> None:
         "dispatch-projector",
     }
     assert expected <= set(workloads)
+
+
+def _workloads() -> dict[str, dict[str, Any]]:
+    return {
+        r["metadata"]["name"]: r for r in _resources() if r["kind"] in ("Deployment", "StatefulSet")
+    }
+
+
+def test_every_workload_has_a_disruption_budget_that_selects_its_pods() -> None:
+    budgets = [r for r in _resources() if r["kind"] == "PodDisruptionBudget"]
+    for name, workload in _workloads().items():
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        matching = [
+            b for b in budgets if b["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        ]
+        assert len(matching) == 1, f"{name}: {len(matching)} disruption budgets"
+        spec = matching[0]["spec"]
+        # A budget must let a drain go on (never all pods pinned) and keep some up.
+        if "maxUnavailable" in spec:
+            assert spec["maxUnavailable"] == 1, name
+        else:
+            assert spec["minAvailable"] < workload["spec"].get("replicas", 2), name
+
+
+def test_the_gateway_scales_with_a_horizontal_autoscaler() -> None:
+    [hpa] = [r for r in _resources() if r["kind"] == "HorizontalPodAutoscaler"]
+    gateway = _workloads()["dispatch-gateway"]
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": gateway["kind"],
+        "name": "dispatch-gateway",
+    }
+    assert 2 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+    # The autoscaler owns the count: an apply must not reset it.
+    assert "replicas" not in gateway["spec"]
+    # CPU utilisation needs a CPU request to be measured against.
+    [container] = gateway["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["requests"]["cpu"]
+
+
+def test_topics_are_replicated_so_one_broker_can_be_lost() -> None:
+    [config] = [r for r in _resources() if r["metadata"]["name"] == "dispatch-config"]
+    replicas = int(config["data"]["DISPATCH_REPLICATION_FACTOR"])
+    min_isr = int(config["data"]["DISPATCH_MIN_INSYNC_REPLICAS"])
+    assert (replicas, min_isr) == (3, 2)
+
+
+def test_the_projector_keeps_its_read_models_in_postgresql() -> None:
+    projector = _workloads()["dispatch-projector"]
+    [container] = projector["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container.get("env", [])}
+    assert env["PROJECTOR_STORE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "dispatch-secrets",
+        "key": "PROJECTOR_STORE_URL",
+    }
+    # No local file to lose with the pod.
+    assert "volumes" not in projector["spec"]["template"]["spec"]
+    [config] = [r for r in _resources() if r["metadata"]["name"] == "dispatch-config"]
+    assert "PROJECTOR_DB" not in config["data"]
