@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from projections.console_schema import ensure_console_schema
 from projections.view import View
 
 SCHEMA = """
@@ -76,6 +77,7 @@ class ProjectionStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        ensure_console_schema(self._db)  # the console's index: projections/console_schema.py
 
     def close(self) -> None:
         self._db.close()
