@@ -43,6 +43,11 @@ def describe(event: dict[str, Any], workflow: list[dict[str, Any]] | None = None
                 extra += f", error {error.get('code')}: {error.get('reason')}"
             return f"{where or event['message_uuid']}: status {event['status']}{extra}"
         case "TimerScheduled":
+            if event["reason"] == "final_step_limit":
+                return (
+                    f"{where}: the dispatch ends in error if this message has no final "
+                    f"status by {event['deadline_at']} (final step limit)"
+                )
             return f"{where}: timer ({event['reason']}) due {event['deadline_at']}"
         case "StepTimedOut":
             return f"{where}: deadline {event['deadline_at']} passed, failing over"
