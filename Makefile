@@ -5,16 +5,22 @@ PYTHON ?= python3
 .PHONY: install run test lint fmt broker-start broker-stop bench clean
 
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
-	touch $@
+	@$(PYTHON) -m venv $(VENV)
+	@# Quiet on success (the build backend's notices go to the log); the whole
+	@# log is shown if the install fails.
+	@mkdir -p .local
+	@echo "installing into $(VENV) (log: .local/install.log)"
+	@{ $(VENV)/bin/pip install -q --upgrade pip && \
+	   $(VENV)/bin/pip install -q -e '.[dev]'; } > .local/install.log 2>&1 \
+	   || { cat .local/install.log; exit 1; }
+	@touch $@
 
 install: $(VENV)/.installed
 
-## Broker, every process and the simulator in the foreground; Ctrl-C stops all.
+## Broker, every process and the simulator; the demo in the foreground, logs
+## in .local/run/logs/ (VERBOSE=1: every log in the terminal). Ctrl-C stops all.
 run: install
-	scripts/run.sh
+	VERBOSE=$(VERBOSE) scripts/run.sh
 
 ## Lint, a fresh broker, the whole suite; non-zero on any failure.
 test: install

@@ -20,9 +20,10 @@ def describe(event: dict[str, Any], workflow: list[dict[str, Any]] | None = None
             channels = ", ".join(str((i.get("to") or {}).get("type")) for i in event["workflow"])
             return f"requested by {event['application_id']}: {channels}"
         case "StepStarted":
-            guard = event.get("deadline_at")
-            limit = f"; ends by {guard} unless submitted" if guard else ""
-            return f"{where}: send over {event['channel']}{limit}"
+            # Its deadline_at is a 24 h guard against a send that never
+            # completes, not the failover deadline (that one counts from the
+            # submission, below): saying it here would mislead the reader.
+            return f"{where}: send over {event['channel']}"
         case "MessageSubmitted":
             accepted = f"{where}: accepted by the provider as {event['message_uuid']}"
             expiry = _expiry_time(workflow or [], step)
@@ -47,6 +48,11 @@ def describe(event: dict[str, Any], workflow: list[dict[str, Any]] | None = None
                 extra += f", error {error.get('code')}: {error.get('reason')}"
             return f"{where or event['message_uuid']}: status {event['status']}{extra}"
         case "TimerScheduled":
+            if event["reason"] == "final_step_limit":
+                return (
+                    f"{where}: the dispatch ends in error if this message has no final "
+                    f"status by {event['deadline_at']} (final step limit)"
+                )
             return f"{where}: timer ({event['reason']}) due {event['deadline_at']}"
         case "StepTimedOut":
             return f"{where}: deadline {event['deadline_at']} passed, failing over"

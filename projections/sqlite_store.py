@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import orjson
 
 from projections import schema
+from projections.console_schema import ensure_console_schema
 from projections.store import Batch, HistoryRow, Snapshot, StalePositions
 from projections.view import View
 
@@ -28,6 +29,7 @@ class SQLiteStore:
         self.path = path
         self._db = _connect(path)
         migrate(self._db)
+        ensure_console_schema(self._db)  # the console's index: projections/console_schema.py
 
     @property
     def description(self) -> str:

@@ -10,6 +10,9 @@ echo "== lint"
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 
+echo "== browser"
+scripts/ensure-chromium.sh
+
 echo "== broker"
 broker/kafka.sh start
 trap 'broker/kafka.sh stop' EXIT

@@ -136,6 +136,12 @@ async def _wait_ready(client: httpx.AsyncClient, url: str, what: str) -> None:
     raise click.ClickException(f"{what} at {url} did not become ready")
 
 
+def is_guard(entry: dict[str, Any]) -> bool:
+    """The final step limit (24 h by default) is a safety net, not part of the
+    story a newcomer follows: the failover deadline is shown where it is armed."""
+    return entry["type"] == "TimerScheduled" and entry["event"].get("reason") == "final_step_limit"
+
+
 async def _follow(
     client: httpx.AsyncClient, projector: str, label: str, dispatch_uuid: str
 ) -> None:
@@ -147,6 +153,8 @@ async def _follow(
             requested = [e for e in events[:1] if e["type"] == "WorkflowRequested"]
             workflow = requested[0]["event"]["workflow"] if requested else None
             for entry in events[seen:]:
+                if is_guard(entry):
+                    continue
                 what = describe(entry["event"], workflow)
                 click.echo(f"  [{label}] {entry['type']:22} {what}")
             seen = len(events)
@@ -225,9 +233,17 @@ async def run_demo(gateway: str, projector: str, receiver_port: int) -> None:
             '"message":{"content":{"type":"text","text":"hi"}}}]}\'\n\n'
             f"   then: curl -s -u '{credentials.api_key}:{credentials.api_secret}' "
             f"{gateway}/v0.1/dispatch/<dispatch_uuid>   or   dispatch audit <dispatch_uuid>\n"
-            "   Webhooks keep printing here. Ctrl-C stops everything."
+            + _console_hint()
+            + "   Webhooks keep printing here. Ctrl-C stops everything."
         )
     await serving
+
+
+def _console_hint() -> str:
+    url, token = os.environ.get("CONSOLE_URL"), os.environ.get("CONSOLE_TOKEN")
+    if not url or not token:
+        return ""
+    return f"   operator console: {url}  (sign in with the token {token})\n"
 
 
 @click.command()

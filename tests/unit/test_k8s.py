@@ -95,7 +95,8 @@ def test_topics_are_replicated_so_one_broker_can_be_lost() -> None:
 
 def test_the_projector_keeps_its_read_models_in_postgresql() -> None:
     projector = _workloads()["dispatch-projector"]
-    [container] = projector["spec"]["template"]["spec"]["containers"]
+    containers = projector["spec"]["template"]["spec"]["containers"]
+    [container] = [c for c in containers if c["name"] == "projector"]
     env = {e["name"]: e for e in container.get("env", [])}
     assert env["PROJECTOR_STORE_URL"]["valueFrom"]["secretKeyRef"] == {
         "name": "dispatch-secrets",

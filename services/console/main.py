@@ -1,0 +1,39 @@
+"""``dispatch-console``: the operator console at ``/console``.
+
+Environment: CONSOLE_TOKEN (required), CONSOLE_HOST (127.0.0.1), CONSOLE_PORT
+(8060), PROJECTOR_DB (the projector's SQLite store, read only),
+CONSOLE_PROCESSOR_METRICS_URL (timer lateness), KAFKA_BOOTSTRAP and
+DISPATCH_TOPIC_PREFIX (redelivery). See docs/console.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from services.console.app import create_app
+from services.console.settings import ConsoleMisconfigured, ConsoleSettings
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per sample otherwise
+    try:
+        settings = ConsoleSettings.from_env()
+    except ConsoleMisconfigured as exc:
+        sys.exit(f"dispatch-console: {exc}")
+    logging.getLogger("dispatch.console").info(
+        "console at http://%s:%s/console reading %s",
+        settings.host,
+        settings.port,
+        settings.projector_db,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+    )

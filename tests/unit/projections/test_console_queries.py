@@ -1,0 +1,192 @@
+"""The console's index of the store, kept by triggers, and its queries: what
+an operator filters, pages and counts, on a store written the projector's way."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from events.codec import encode
+from events.dispatch import WebhookAbandoned, WebhookDelivered
+from projections import console_queries as queries
+from projections import view as views
+from projections.console_schema import ensure_console_schema
+from projections.sqlite_store import SQLiteStore
+from projections.store import Batch, HistoryRow
+from tests.fixtures_events import T0, failover_history, rejected_history
+
+
+def project(store: SQLiteStore, events: list[Any], offset: int = 0) -> int:
+    """Write events one batch each (a view rewritten many times, as in life)."""
+    for event in events:
+        uuid_ = str(event.dispatch_uuid)
+        batch = Batch(views={}, history=[], messages={}, positions={0: offset + 1})
+        updated = views.apply(asyncio.run(store.view(uuid_)), event)
+        if updated is not None:
+            batch.views[uuid_] = updated
+        batch.history.append(
+            HistoryRow(0, offset, uuid_, event.type, event.occurred_at.isoformat(), encode(event))
+        )
+        if event.type == "MessageSubmitted":
+            batch.messages[f"{event.message_uuid}-{uuid_}"] = (uuid_, event.step)
+        at_now = asyncio.run(store.positions()).get(0)  # a test may skip offsets
+        asyncio.run(store.write(batch, {0: at_now}))
+        offset += 1
+    return offset
+
+
+def at(events: list[Any], moment: datetime) -> list[Any]:
+    """The same history, shifted to start at ``moment``."""
+    shift = moment - T0
+    return [e.model_copy(update={"occurred_at": e.occurred_at + shift}) for e in events]
+
+
+def rejected_at(dispatch: uuid.UUID, app: str, moment: datetime) -> list[Any]:
+    events = rejected_history(dispatch, app)
+    return [
+        e.model_copy(update={"occurred_at": moment + timedelta(seconds=n)})
+        for n, e in enumerate(events)
+    ]
+
+
+def store_with(count: int = 7) -> tuple[SQLiteStore, list[str]]:
+    """``count`` dispatches a minute apart, alternating: failed over and
+    completed (app-a), sent and refused (app-b)."""
+    store = SQLiteStore(":memory:")
+    offset = 0
+    uuids = []
+    for i in range(count):
+        dispatch = uuid.UUID(int=i + 1, version=4)
+        moment = T0 + timedelta(minutes=i)
+        if i % 2 == 0:
+            events = at(failover_history(dispatch, "app-a"), moment)
+        else:
+            events = rejected_at(dispatch, "app-b", moment)
+        offset = project(store, events, offset)
+        uuids.append(str(dispatch))
+    return store, uuids
+
+
+def db(store: SQLiteStore) -> sqlite3.Connection:
+    return store._db
+
+
+def test_newest_first_in_pages_that_follow_on_without_gaps_or_repeats() -> None:
+    store, uuids = store_with(7)
+    seen: list[str] = []
+    before = None
+    while True:
+        page = queries.list_dispatches(db(store), queries.Filters(before=before), limit=3)
+        seen += [r.dispatch_uuid for r in page.rows]
+        if page.next_before is None:
+            break
+        before = page.next_before
+    assert seen == list(reversed(uuids))
+
+
+def test_each_filter_narrows_to_what_it_names() -> None:
+    store, uuids = store_with(7)
+
+    def found(**kwargs: Any) -> list[str]:
+        page = queries.list_dispatches(db(store), queries.Filters(**kwargs))
+        return [r.dispatch_uuid for r in page.rows]
+
+    failed_over = [u for i, u in enumerate(uuids) if i % 2 == 0][::-1]
+    refused = [u for i, u in enumerate(uuids) if i % 2 == 1][::-1]
+    assert found(application_id="app-a") == failed_over
+    assert found(status="error") == refused
+    assert found(status="completed", application_id="app-b") == []
+    assert found(channel="whatsapp") == failed_over
+    assert found(channel="sms") == list(reversed(uuids))
+    assert found(failed_over=True) == failed_over
+    since, until = (T0 + timedelta(minutes=m) for m in (2, 4))
+    assert found(since=since.isoformat(), until=until.isoformat()) == [uuids[3], uuids[2]]
+    assert found(search=uuids[3]) == [uuids[3]]
+    assert found(search=uuids[3][:30]) == list(reversed(uuids))  # a prefix they share
+    assert found(search=f"m-1-{uuids[4]}"[:12]) != []  # by message uuid
+    assert found(search="ffffffff") == []
+
+
+def test_a_row_says_channels_and_flags() -> None:
+    store, uuids = store_with(2)
+    rows = {r.dispatch_uuid: r for r in queries.list_dispatches(db(store), queries.Filters()).rows}
+    failed_over, refused = rows[uuids[0]], rows[uuids[1]]
+    assert (failed_over.status, failed_over.failed_over) == ("completed", True)
+    assert failed_over.channels == ["whatsapp", "sms"]
+    assert failed_over.finished_at is not None
+    assert (refused.status, refused.failed_over, refused.channels) == ("error", False, ["sms"])
+
+
+def test_figures_count_flight_outcomes_failovers_and_abandoned_webhooks() -> None:
+    store, _ = store_with(5)
+    in_flight = uuid.uuid4()
+    offset = project(store, at(failover_history(in_flight, "app-a")[:3], T0), 100)
+    abandoned = uuid.uuid4()
+    events = failover_history(abandoned, "app-a")
+    final = next(e for e in events if isinstance(e, WebhookDelivered) and e.kind == "final")
+    gave_up = WebhookAbandoned(
+        dispatch_uuid=abandoned,
+        webhook_id=final.webhook_id,
+        kind="final",
+        attempts=1,
+        reason="not retryable: HTTP 410",
+        http_status=410,
+        occurred_at=final.occurred_at,
+    )
+    project(store, [e for e in events if e is not final] + [gave_up], offset)
+    figures = queries.figures(db(store))
+    assert figures.in_flight == 1
+    assert figures.finished == {"completed": 4, "error": 2}
+    assert figures.failovers == {"timed_out": 4}
+    assert figures.webhooks_abandoned == 1
+    # The refused ones' histories end before their final report is delivered.
+    assert figures.final_reports_pending == 2
+    found = queries.list_dispatches(db(store), queries.Filters(abandoned=True)).rows
+    assert [r.dispatch_uuid for r in found] == [str(abandoned)]
+
+
+def test_per_minute_series_have_every_minute_of_the_window() -> None:
+    store, _ = store_with(4)
+    series = queries.per_minute(db(store), T0 + timedelta(minutes=9), minutes=10)
+    assert {len(v) for v in series.values()} == {10}
+    assert sum(n for _, n in series["completed"]) == 2
+    assert sum(n for _, n in series["error"]) == 2
+    assert sum(n for _, n in series["failover:timed_out"]) == 2
+
+
+def test_views_written_before_the_index_existed_are_indexed_on_open(tmp_path: Any) -> None:
+    path = tmp_path / "old.sqlite3"
+    store, uuids = store_with(3)
+    views_rows = store._db.execute(
+        "SELECT dispatch_uuid, application_id, view FROM views"
+    ).fetchall()
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE views (dispatch_uuid TEXT PRIMARY KEY, application_id TEXT NOT NULL, "
+        "view BLOB NOT NULL)"
+    )
+    old.executemany("INSERT INTO views VALUES (?, ?, ?)", views_rows)
+    old.commit()
+    ensure_console_schema(old)
+    indexed = [u for (u,) in old.execute("SELECT dispatch_uuid FROM console_dispatches ORDER BY 1")]
+    assert indexed == sorted(uuids)
+
+
+def test_applications_lists_each_once() -> None:
+    store, _ = store_with(5)
+    assert queries.applications(db(store)) == ["app-a", "app-b"]
+
+
+def test_a_dispatch_page_reads_its_view_and_history() -> None:
+    store, uuids = store_with(1)
+    view = queries.view(db(store), uuids[0])
+    assert view is not None and view["status"] == "completed"
+    assert next(r.type for r in queries.history(db(store), uuids[0])) == "WorkflowRequested"
+    assert queries.view(db(store), str(uuid.uuid4())) is None
+
+
+def test_times_are_compared_as_utc() -> None:
+    assert datetime.fromisoformat(T0.isoformat()).tzinfo == UTC
