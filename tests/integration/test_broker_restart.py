@@ -119,7 +119,7 @@ async def test_dispatches_in_flight_survive_a_broker_restart(
                 await asyncio.sleep(3)
                 await asyncio.to_thread(own_broker.run, "start", keep_data=True)
 
-                await wait_for_finals(stack, accepted, timeout=150)
+                await wait_for_finals(stack, accepted, timeout=300)
                 await asyncio.sleep(2)  # duplicates, if any, would arrive now
         finally:
             os.environ.pop("E2E_SIMULATOR_SPEED", None)

@@ -136,7 +136,7 @@ async def test_a_broker_restart_under_load_loses_no_dispatch(
                 stop_posting.set()
                 await asyncio.gather(*posters)
                 after_restart = len(accepted) - before_outage
-                await wait_for_finals(stack, list(accepted), timeout=180)
+                await wait_for_finals(stack, list(accepted), timeout=300)
                 await asyncio.sleep(3)  # duplicates, if any, would arrive now
                 sends: dict[str, Any] = (await client.get(f"{stack.simulator}/_sim/sends")).json()
         finally:
