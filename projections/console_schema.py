@@ -13,7 +13,9 @@ disagree with the views it was derived from (same transaction).
   step ended, with that step's end state as the reason.
 
 The views column holds orjson bytes: SQLite's JSON functions read text, hence
-the ``CAST``.
+the ``CAST``. Every column has a default for a view that lacks its field (an
+older or partial view): a trigger that failed would fail the projector's
+write, and the read side would stop.
 """
 
 from __future__ import annotations
@@ -25,22 +27,22 @@ _VIEW = "CAST(NEW.view AS TEXT)"
 _SUMMARY_COLUMNS = f"""
     NEW.dispatch_uuid,
     NEW.application_id,
-    json_extract({_VIEW}, '$.status'),
-    json_extract({_VIEW}, '$.requested_at'),
+    coalesce(json_extract({_VIEW}, '$.status'), 'in_progress'),
+    coalesce(json_extract({_VIEW}, '$.requested_at'), ''),
     json_extract({_VIEW}, '$.finished_at'),
     coalesce(json_extract({_VIEW}, '$.current_step'), 0) > 0,
     (SELECT count(*) FROM json_each({_VIEW}, '$.webhooks.abandoned') AS a
        WHERE a.value NOT IN (SELECT value FROM json_each({_VIEW}, '$.webhooks.delivered'))),
-    json_extract({_VIEW}, '$.finished_at') IS NOT NULL
+    coalesce(json_extract({_VIEW}, '$.finished_at') IS NOT NULL
       AND NOT json_extract({_VIEW}, '$.final_report.delivered')
-      AND NOT json_extract({_VIEW}, '$.final_report.abandoned'),
+      AND NOT json_extract({_VIEW}, '$.final_report.abandoned'), 0),
     (SELECT group_concat(DISTINCT json_extract(s.value, '$.channel'))
        FROM json_each({_VIEW}, '$.steps') AS s)
 """
 
 _FAILOVERS = f"""
     INSERT INTO console_failovers (dispatch_uuid, step, reason, at)
-    SELECT NEW.dispatch_uuid, s.key, json_extract(p.value, '$.state'),
+    SELECT NEW.dispatch_uuid, s.key, coalesce(json_extract(p.value, '$.state'), 'unknown'),
            json_extract(s.value, '$.started_at')
     FROM json_each({_VIEW}, '$.steps') AS s
     JOIN json_each({_VIEW}, '$.steps') AS p ON p.key = s.key - 1
@@ -55,7 +57,8 @@ _TRIGGER_BODY = f"""
         failed_over = excluded.failed_over, webhooks_abandoned = excluded.webhooks_abandoned,
         final_report_pending = excluded.final_report_pending;
     INSERT INTO console_channels (channel, requested_at, dispatch_uuid)
-    SELECT DISTINCT json_extract(s.value, '$.channel'), json_extract({_VIEW}, '$.requested_at'),
+    SELECT DISTINCT json_extract(s.value, '$.channel'),
+           coalesce(json_extract({_VIEW}, '$.requested_at'), ''),
            NEW.dispatch_uuid
     FROM json_each({_VIEW}, '$.steps') AS s WHERE json_extract(s.value, '$.channel') IS NOT NULL
     ON CONFLICT DO NOTHING;
