@@ -353,13 +353,23 @@ class Deliverer:
             }
         )
         try:
-            await self._record_outcome(updated, verdict, http_status)
+            # The attempt happened: what is left is to record it. Kafka away
+            # (a broker restart) is waited out here, not answered by sending
+            # the webhook again: that would post it to the receiver once per
+            # failed write for as long as the outage lasts.
+            recorded = await until_written(
+                lambda: self._record_outcome(updated, verdict, http_status),
+                what=f"the outcome of webhook {state.webhook_id}",
+                stop=self._stopping,
+            )
         except Exception:
-            # Kafka refused the write: try the whole attempt again later rather
-            # than lose the outcome (at-least-once; receivers dedupe on the id).
             log.exception("could not record the outcome of webhook %s", state.webhook_id)
+            recorded = False
+        if not recorded:
+            # Stopping, or a bug: the attempt is made again later (at least
+            # once; receivers dedupe on the webhook id).
             updated = state.model_copy(
-                update={"next_attempt_at": at(now + self._config.retry.initial_s)}
+                update={"next_attempt_at": at(self._clock() + self._config.retry.initial_s)}
             )
             verdict = Verdict("retry", "outcome not recorded")
         self._queued.discard(state.webhook_id)
