@@ -152,6 +152,10 @@ status() { running_pid >/dev/null && port_open "$port"; }
 cluster_nodes=(1 2 3)
 cluster_state="$root/.local/kafka-cluster-$port"
 cluster_heap=${KAFKA_HEAP:-320m}
+# A node restarted after kill -9 recovers its logs and catches up with the
+# quorum before it is a broker again: slower than a fresh start, and much
+# slower on a busy machine.
+cluster_ready_timeout=${KAFKA_READY_TIMEOUT:-180}
 
 node_port() { echo $((port + $1 - 1)); }
 node_controller_port() { echo $((port + $1 + 2)); }
@@ -269,7 +273,7 @@ node_launch() {
 node_wait_ready() {
   local n=$1 dir; dir=$(node_dir "$1")
   local seen; seen=$(cat "$dir/log-lines-before-start")
-  local deadline=$((SECONDS + ready_timeout))
+  local deadline=$((SECONDS + cluster_ready_timeout))
   until tail -n +"$((seen + 1))" "$dir/broker.log" 2>/dev/null \
       | grep -q "Transition from STARTING to STARTED"; do
     if ! node_pid "$n" >/dev/null; then
@@ -278,7 +282,7 @@ node_wait_ready() {
       exit 1
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
-      echo "ERROR: node $n was not ready on :$(node_port "$n") within ${ready_timeout}s; its log follows" >&2
+      echo "ERROR: node $n was not ready on :$(node_port "$n") within ${cluster_ready_timeout}s; its log follows" >&2
       tail -n 40 "$dir/broker.log" "$dir/stdout.log" >&2 || true
       exit 1
     fi

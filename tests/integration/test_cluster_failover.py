@@ -40,7 +40,7 @@ from tests.integration.stack import (
 
 # About 100 s alone on a quiet machine: three brokers, the whole product, 33 s
 # of load and then every dispatch to its end.
-pytestmark = [pytest.mark.kafka, pytest.mark.timeout(480)]
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
 KAFKA_SH = Path(__file__).resolve().parents[2] / "broker" / "kafka.sh"
 NODES = (1, 2, 3)
@@ -69,7 +69,8 @@ class Cluster:
         return ",".join(f"127.0.0.1:{self.port + n - 1}" for n in NODES)
 
     def run(self, *command: str) -> None:
-        subprocess.run([str(KAFKA_SH), *command], env=self.env, check=True, timeout=180)
+        # The script's own bound on a node's start (180 s) comes first.
+        subprocess.run([str(KAFKA_SH), *command], env=self.env, check=True, timeout=300)
 
     def node_of(self, broker_id: int) -> int:
         return broker_id  # node N runs the broker with node.id N
@@ -170,7 +171,11 @@ class Load:
             task.add_done_callback(posts.discard)
             sent += 1
             await asyncio.sleep(max(0.0, started + sent / RATE - time.monotonic()))
-        await asyncio.gather(*posts)
+        # Every answer is in before the client closes; then the first
+        # unexpected one (an assertion in ``post``) fails the test.
+        for outcome in await asyncio.gather(*posts, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
 
 async def describe_events(settings: KafkaSettings) -> tuple[list[dict[str, Any]], str]:
@@ -178,15 +183,22 @@ async def describe_events(settings: KafkaSettings) -> tuple[list[dict[str, Any]]
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
-        [described] = await admin.describe_topics([settings.topics.events])
-        [configs] = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, settings.topics.events)]
-        )
+        # A broker learns of a topic a moment after it is created, and until
+        # then answers for it with an error and no configs: ask again.
+        for _ in range(100):
+            [described] = await admin.describe_topics([settings.topics.events])
+            [configs] = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, settings.topics.events)]
+            )
+            # resources: (error_code, error_message, type, name, [(name, value, ...)])
+            [resource] = configs.resources
+            if not described["error_code"] and not resource[0]:
+                entries = {entry[0]: entry[1] for entry in resource[4]}
+                return described["partitions"], entries["min.insync.replicas"]
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"{settings.topics.events} unknown: {described}, {resource}")
     finally:
         await admin.close()
-    # resources: (error_code, error_message, type, name, [(name, value, ...)])
-    entries = {entry[0]: entry[1] for entry in configs.resources[0][4]}
-    return described["partitions"], entries["min.insync.replicas"]
 
 
 def leader_of_most(partitions: list[dict[str, Any]]) -> tuple[int, int]:
@@ -209,7 +221,9 @@ async def replication_of_every_topic(settings: KafkaSettings) -> dict[str, tuple
     finally:
         await admin.close()
     min_isr = {
-        resource[3]: dict((entry[0], entry[1]) for entry in resource[4])["min.insync.replicas"]
+        resource[3]: dict((entry[0], entry[1]) for entry in resource[4]).get(
+            "min.insync.replicas", f"not described (error {resource[0]})"
+        )
         for response in configs
         for resource in response.resources
     }
@@ -228,6 +242,33 @@ async def wait_for_full_isr(settings: KafkaSettings, timeout: float = 90) -> Non
             return
         await asyncio.sleep(0.5)
     raise AssertionError(f"dispatch.events not back to 3 in-sync replicas: {partitions}")
+
+
+@dataclass(frozen=True)
+class Fault:
+    victim: int  # the broker killed
+    led: int  # how many partitions of dispatch.events it led
+    killed_at: float  # monotonic
+    down_for: float
+    accepted_while_down: int
+
+
+async def kill_and_restart_the_busiest_leader(
+    cluster: Cluster, settings: KafkaSettings, load: Load
+) -> Fault:
+    """kill -9 the broker leading most partitions of dispatch.events, wait,
+    check that others lead them all, start it again on its storage."""
+    partitions, _ = await describe_events(settings)
+    victim, led = leader_of_most(partitions)
+    await asyncio.to_thread(cluster.run, "node-kill", str(cluster.node_of(victim)))
+    killed_at = time.monotonic()
+    accepted_at_kill = len(load.accepted)
+    await asyncio.sleep(NODE_DOWN_S)
+    partitions, _ = await describe_events(settings)
+    assert all(p["leader"] not in (victim, -1) for p in partitions), partitions
+    accepted_while_down = len(load.accepted) - accepted_at_kill
+    await asyncio.to_thread(cluster.run, "node-start", str(cluster.node_of(victim)))
+    return Fault(victim, led, killed_at, time.monotonic() - killed_at, accepted_while_down)
 
 
 async def test_a_broker_killed_under_load_loses_nothing_accepted(
@@ -260,28 +301,18 @@ async def test_a_broker_killed_under_load_loses_nothing_accepted(
                 await wait_for_finals(stack, [warm_up], timeout=60)
                 stop_load = asyncio.Event()
                 loading = asyncio.create_task(load.run(client, stack, app, stop_load))
-                await asyncio.sleep(BEFORE_KILL_S)
-
-                partitions, _ = await describe_events(settings)
-                victim, led = leader_of_most(partitions)
-                await asyncio.to_thread(cluster.run, "node-kill", str(cluster.node_of(victim)))
-                killed_at = time.monotonic()
-                accepted_at_kill = len(load.accepted)
-                await asyncio.sleep(NODE_DOWN_S)
-                # Another node took over every partition the dead one led.
-                partitions, _ = await describe_events(settings)
-                assert all(p["leader"] not in (victim, -1) for p in partitions), partitions
-                accepted_while_down = len(load.accepted) - accepted_at_kill
-
-                await asyncio.to_thread(cluster.run, "node-start", str(cluster.node_of(victim)))
-                down_for = time.monotonic() - killed_at
-                await asyncio.sleep(AFTER_RESTART_S)
-                stop_load.set()
-                await loading
+                try:
+                    await asyncio.sleep(BEFORE_KILL_S)
+                    fault = await kill_and_restart_the_busiest_leader(cluster, settings, load)
+                    await asyncio.sleep(AFTER_RESTART_S)
+                finally:
+                    stop_load.set()
+                    await asyncio.wait([loading])
+                loading.result()  # a POST answered other than 202 or 503 fails here
                 await wait_for_full_isr(settings)
 
                 accepted = list(load.accepted)
-                await wait_for_finals(stack, accepted, timeout=150)
+                await wait_for_finals(stack, accepted, timeout=240)
                 # Duplicates and late statuses (a read after completion), if
                 # any, would arrive now.
                 await asyncio.sleep(3)
@@ -291,14 +322,14 @@ async def test_a_broker_killed_under_load_loses_nothing_accepted(
             await asyncio.to_thread(stack.stop_all)
 
     window = (
-        [round(at - killed_at, 1) for at in (min(load.refused_at), max(load.refused_at))]
+        [round(at - fault.killed_at, 1) for at in (min(load.refused_at), max(load.refused_at))]
         if load.refused_at
         else []
     )
     print(
-        f"killed broker {victim} (leader of {led} of {len(partitions)} partitions); "
-        f"down for {down_for:.1f} s; "
-        f"{len(accepted)} dispatches accepted, {accepted_while_down} while it was down; "
+        f"killed broker {fault.victim} (leader of {fault.led} of {settings.partitions} "
+        f"partitions); down for {fault.down_for:.1f} s; "
+        f"{len(accepted)} dispatches accepted, {fault.accepted_while_down} while it was down; "
         f"refused: {dict(load.refused)}, from/to s after the kill: {window}"
     )
     # Every topic the processes created follows the cluster profile, not only
@@ -315,7 +346,7 @@ async def test_a_broker_killed_under_load_loses_nothing_accepted(
     assert all(any(t.endswith(end) for t in replication) for end in expected), replication
     assert all(r == ({3}, "2") for r in replication.values()), replication
     # The load went on through the fault: dispatches were accepted while a node was down.
-    assert accepted_while_down >= NODE_DOWN_S * RATE // 2, (accepted_while_down, load.refused)
+    assert fault.accepted_while_down >= NODE_DOWN_S * RATE // 4, (fault, load.refused)
     problems = check_every_dispatch(receiver, load.accepted)
     assert not problems, "\n".join(problems[:40]) + f"\n{stack.logs()}"
     twice = {ref: n for ref, n in sends.items() if n != 1}
