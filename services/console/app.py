@@ -104,7 +104,7 @@ def create_app(settings: ConsoleSettings) -> Starlette:
         try:
             figures, minutes = await asyncio.to_thread(store.read, read)
         except StoreMissing:
-            return _store_missing(request, page)
+            return _store_missing()
         latest = sampler.samples[-1] if sampler.samples else {}
         return page(
             request,
@@ -135,7 +135,7 @@ def create_app(settings: ConsoleSettings) -> Starlette:
                 lambda db: (queries.list_dispatches(db, filters), queries.applications(db)),
             )
         except StoreMissing:
-            return _store_missing(request, page)
+            return _store_missing()
         kept = {k: v for k, v in request.query_params.items() if k != "before" and v}
         next_link = None
         if found.next_before is not None:
@@ -169,7 +169,7 @@ def create_app(settings: ConsoleSettings) -> Starlette:
                 lambda db: (queries.view(db, dispatch_uuid), queries.history(db, dispatch_uuid)),
             )
         except StoreMissing:
-            return _store_missing(request, page)
+            return _store_missing()
         if view is None:
             return problem_response(404, f"no dispatch {dispatch_uuid}")
         entries, request_body = timeline(rows)
@@ -265,5 +265,5 @@ def _safe_next(request: Request, given: str | None = None) -> str:
     return "/console"
 
 
-def _store_missing(request: Request, page: Any) -> Response:
+def _store_missing() -> Response:
     return problem_response(503, "The projection store is not there yet; is the projector running?")
