@@ -24,7 +24,7 @@ from starlette.templating import Jinja2Templates
 
 from projections import console_queries as queries
 from services.console import auth, charts
-from services.console.figures import FiguresCollector, Sampler
+from services.console.figures import FIGURES_TTL_S, FiguresCache, FiguresCollector, Sampler
 from services.console.filters import InvalidFilter, parse_filters
 from services.console.settings import ConsoleSettings
 from services.console.store import ConsoleStore, StoreMissing
@@ -42,13 +42,19 @@ def create_app(settings: ConsoleSettings) -> Starlette:
     templates.env.globals["bars"] = charts.bars
     templates.env.globals["sparkline"] = charts.sparkline
     templates.env.filters["urlencode_query"] = urlencode
+    # The totals count index entries in proportion to the store (about 0.1 s
+    # at a million dispatches): read at most once per few seconds, shared by
+    # the overview, /metrics and the sampler.
+    figures = FiguresCache(
+        lambda: store.read(queries.figures), ttl_s=min(FIGURES_TTL_S, settings.sample_interval_s)
+    )
     sampler = Sampler(
-        read_figures=lambda: store.read(queries.figures),
+        read_figures=figures.get,
         processor_metrics_url=settings.processor_metrics_url,
         interval_s=settings.sample_interval_s,
     )
     registry = CollectorRegistry()
-    registry.register(FiguresCollector(lambda: store.read(queries.figures)))
+    registry.register(FiguresCollector(figures.get))
 
     def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
         return templates.TemplateResponse(request, name, context, status_code=status)
@@ -98,19 +104,17 @@ def create_app(settings: ConsoleSettings) -> Starlette:
             return denied
         now = datetime.now(UTC)
 
-        def read(db: Any) -> tuple[queries.Figures, dict[str, list[tuple[str, int]]]]:
-            return queries.figures(db), queries.per_minute(db, now)
-
         try:
-            figures, minutes = await asyncio.to_thread(store.read, read)
+            totals = await asyncio.to_thread(figures.get)
+            minutes = await asyncio.to_thread(store.read, lambda db: queries.per_minute(db, now))
         except StoreMissing:
-            return _store_missing(request, page)
+            return _store_missing()
         latest = sampler.samples[-1] if sampler.samples else {}
         return page(
             request,
             "overview.html",
             {
-                "figures": figures,
+                "figures": totals,
                 "minutes": minutes,
                 "levels": {name: sampler.series(name) for name in _LEVELS},
                 "lateness_p99": latest.get("lateness_p99"),
@@ -135,7 +139,7 @@ def create_app(settings: ConsoleSettings) -> Starlette:
                 lambda db: (queries.list_dispatches(db, filters), queries.applications(db)),
             )
         except StoreMissing:
-            return _store_missing(request, page)
+            return _store_missing()
         kept = {k: v for k, v in request.query_params.items() if k != "before" and v}
         next_link = None
         if found.next_before is not None:
@@ -169,7 +173,7 @@ def create_app(settings: ConsoleSettings) -> Starlette:
                 lambda db: (queries.view(db, dispatch_uuid), queries.history(db, dispatch_uuid)),
             )
         except StoreMissing:
-            return _store_missing(request, page)
+            return _store_missing()
         if view is None:
             return problem_response(404, f"no dispatch {dispatch_uuid}")
         entries, request_body = timeline(rows)
@@ -265,5 +269,5 @@ def _safe_next(request: Request, given: str | None = None) -> str:
     return "/console"
 
 
-def _store_missing(request: Request, page: Any) -> Response:
+def _store_missing() -> Response:
     return problem_response(503, "The projection store is not there yet; is the projector running?")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -22,6 +23,25 @@ log = logging.getLogger(__name__)
 
 LATENESS = "dispatch_timer_lateness_seconds"
 SAMPLES_KEPT = 90  # 15 minutes at one sample each 10 s
+FIGURES_TTL_S = 5.0
+
+
+class FiguresCache:
+    """The last figures read, for ``ttl_s``; one reader at a time."""
+
+    def __init__(self, read: Callable[[], queries.Figures], ttl_s: float) -> None:
+        self._read = read
+        self._ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._value: queries.Figures | None = None
+        self._read_at = 0.0
+
+    def get(self) -> queries.Figures:
+        with self._lock:
+            if self._value is None or time.monotonic() - self._read_at > self._ttl_s:
+                self._value = self._read()
+                self._read_at = time.monotonic()
+            return self._value
 
 
 def quantile_from_buckets(buckets: list[tuple[float, float]], q: float) -> float | None:

@@ -94,10 +94,15 @@ def webhooks(rows: list[HistoryRow]) -> list[Webhook]:
                 "outcome": "delivered" if delivered else "abandoned",
                 "attempts": event["attempts"],
                 "http_status": event.get("http_status"),
-                "answer": f"HTTP {event['http_status']}"
-                if delivered
-                else event.get("reason", "")
-                + (f" (last HTTP {event['http_status']})" if event.get("http_status") else ""),
+                "answer": f"HTTP {event['http_status']}" if delivered else _gave_up(event),
             }
         )
     return list(found.values())
+
+
+def _gave_up(event: dict[str, Any]) -> str:
+    reason = str(event.get("reason", ""))
+    status = event.get("http_status")
+    if status and str(status) not in reason:
+        return f"{reason} (last answer HTTP {status})"
+    return reason

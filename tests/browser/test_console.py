@@ -199,8 +199,12 @@ async def test_an_operator_finds_a_failover_reads_its_life_and_redelivers_its_re
 
     # The overview counts the failover and the abandoned final reports (the
     # receiver refuses both dispatches' reports).
-    await page.goto(f"{stack.console}/console")
-    assert await page.inner_text("[data-figure=abandoned]") == "2 dispatches"
+    # The totals are read at most once a sampling interval (1 s here).
+    async def overview_counts_both() -> bool:
+        await page.goto(f"{stack.console}/console")
+        return await page.inner_text("[data-figure=abandoned]") == "2 dispatches"
+
+    await until(overview_counts_both, "the overview counting both abandoned reports", stack, 15)
     assert "send failed\n\n1 in all" in await page.inner_text("main")
     await page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
 
