@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -24,7 +24,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from events.dispatch import WorkflowRequested
-from services.gateway.auth import CHALLENGE, Applications, AuthError, authenticate
+from services.gateway.auth import Applications
+from services.gateway.caller import identify
 from services.gateway.event_log import EventLog, EventLogUnavailable
 from services.gateway.idempotency import (
     FirstAttemptFailed,
@@ -45,15 +46,10 @@ log = logging.getLogger(__name__)
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 
 
-class Registry(Applications, Protocol):
-    @property
-    def loaded(self) -> bool: ...
-
-
 @dataclass
 class GatewayDeps:
     settings: GatewaySettings
-    applications: Registry
+    applications: Applications
     event_log: EventLog
     rate_limiter: RateLimiter = field(init=False)
     idempotency: IdempotencyCache = field(init=False)
@@ -96,10 +92,9 @@ def _deps(request: Request) -> GatewayDeps:
 async def post_dispatch(request: Request) -> Response:
     deps = _deps(request)
     instance = request.url.path
-    try:
-        caller = authenticate(request.headers.getlist("authorization"), deps.applications)
-    except AuthError as exc:
-        return problem_response(401, str(exc), headers={"WWW-Authenticate": CHALLENGE})
+    caller = identify(request, deps.applications)
+    if isinstance(caller, Response):
+        return caller
     application_id = caller.application.application_id
 
     wait = deps.rate_limiter.acquire(application_id)

@@ -28,6 +28,11 @@ _DUMMY_HASH = hash_secret("not-a-secret", "0" * 32)
 
 
 class Applications(Protocol):
+    @property
+    def loaded(self) -> bool:
+        """False until the registry has caught up with the applications topic."""
+        ...
+
     def get(self, application_id: str) -> ApplicationRegistered | None: ...
 
     def by_api_key(self, api_key: str) -> ApplicationRegistered | None: ...
@@ -37,6 +42,11 @@ class AuthError(Exception):
     """Missing or wrong credentials; the message is safe to show the client."""
 
 
+class RegistryLoading(Exception):
+    """The registry has not caught up yet, so the credentials cannot be judged:
+    answering 401 now would tell a valid caller its credentials are wrong."""
+
+
 @dataclass(frozen=True)
 class Authenticated:
     application: ApplicationRegistered
@@ -44,7 +54,10 @@ class Authenticated:
 
 
 def authenticate(headers: Sequence[str], applications: Applications) -> Authenticated:
-    """The application behind the ``Authorization`` header values, or AuthError."""
+    """The application behind the ``Authorization`` header values, or AuthError
+    (RegistryLoading while the registry is still catching up)."""
+    if not applications.loaded:
+        raise RegistryLoading()
     if not headers:
         raise AuthError("Authorization header missing: use Basic or Bearer (JWT)")
     if len(headers) > 1 or _mixes_schemes(headers[0]):

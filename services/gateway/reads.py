@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.gateway.auth import CHALLENGE, Applications, AuthError, authenticate
+from services.gateway.auth import Applications
+from services.gateway.caller import identify
 from services.gateway.problems import problem_response
 
 log = logging.getLogger(__name__)
@@ -76,12 +77,8 @@ class ProjectorClient:
 
 def read_routes(applications: Applications, projector: ProjectorClient) -> list[Route]:
     def caller(request: Request) -> str | Response:
-        try:
-            return authenticate(
-                request.headers.getlist("authorization"), applications
-            ).application.application_id
-        except AuthError as exc:
-            return problem_response(401, str(exc), headers={"WWW-Authenticate": CHALLENGE})
+        found = identify(request, applications)
+        return found if isinstance(found, Response) else found.application.application_id
 
     async def owned(request: Request, path: str) -> dict[str, Any] | Response:
         who = caller(request)
