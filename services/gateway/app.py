@@ -92,7 +92,7 @@ def _deps(request: Request) -> GatewayDeps:
 async def post_dispatch(request: Request) -> Response:
     deps = _deps(request)
     instance = request.url.path
-    caller = identify(request, deps.applications)
+    caller = identify(request, deps.applications, jwt_leeway_s=deps.settings.jwt_leeway_s)
     if isinstance(caller, Response):
         return caller
     application_id = caller.application.application_id

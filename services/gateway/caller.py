@@ -13,6 +13,7 @@ from services.gateway.auth import (
     RegistryLoading,
     authenticate,
 )
+from services.gateway.bearer import DEFAULT_LEEWAY_S
 from services.gateway.problems import ProblemResponse, problem_response
 
 # Seconds a client is told to wait while the registry loads (a few hundred ms
@@ -20,11 +21,15 @@ from services.gateway.problems import ProblemResponse, problem_response
 REGISTRY_RETRY_AFTER = "1"
 
 
-def identify(request: Request, applications: Applications) -> Authenticated | ProblemResponse:
+def identify(
+    request: Request, applications: Applications, *, jwt_leeway_s: float = DEFAULT_LEEWAY_S
+) -> Authenticated | ProblemResponse:
     """The authenticated caller; 401 for bad credentials, 503 while the
     registry is still loading (valid credentials must never see a 401)."""
     try:
-        return authenticate(request.headers.getlist("authorization"), applications)
+        return authenticate(
+            request.headers.getlist("authorization"), applications, jwt_leeway_s=jwt_leeway_s
+        )
     except RegistryLoading:
         return problem_response(
             503,

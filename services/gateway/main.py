@@ -80,7 +80,10 @@ def build_app_from_env(*, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
             await event_log.stop()
 
     deps = GatewayDeps(settings=settings, applications=registry, event_log=event_log)
-    routes = [*mounted_routes(inbound, registry, projector), *extra_routes]
+    routes = [
+        *mounted_routes(inbound, registry, projector, jwt_leeway_s=settings.jwt_leeway_s),
+        *extra_routes,
+    ]
     app = create_app(deps, extra_routes=routes, lifespan=lifespan)
     app.state.settings = settings
     return app

@@ -57,6 +57,10 @@ def projector_client() -> ProjectorClient:
 
 
 def mounted_routes(
-    inbound: InboundMount, applications: Applications, projector: ProjectorClient
+    inbound: InboundMount,
+    applications: Applications,
+    projector: ProjectorClient,
+    *,
+    jwt_leeway_s: float,
 ) -> list[BaseRoute]:
-    return [inbound.route(), *read_routes(applications, projector)]
+    return [inbound.route(), *read_routes(applications, projector, jwt_leeway_s=jwt_leeway_s)]

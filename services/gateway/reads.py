@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.gateway.auth import Applications
+from services.gateway.bearer import DEFAULT_LEEWAY_S
 from services.gateway.caller import identify
 from services.gateway.problems import problem_response
 
@@ -75,9 +76,14 @@ class ProjectorClient:
             await asyncio.sleep(0.1)
 
 
-def read_routes(applications: Applications, projector: ProjectorClient) -> list[Route]:
+def read_routes(
+    applications: Applications,
+    projector: ProjectorClient,
+    *,
+    jwt_leeway_s: float = DEFAULT_LEEWAY_S,
+) -> list[Route]:
     def caller(request: Request) -> str | Response:
-        found = identify(request, applications)
+        found = identify(request, applications, jwt_leeway_s=jwt_leeway_s)
         return found if isinstance(found, Response) else found.application.application_id
 
     async def owned(request: Request, path: str) -> dict[str, Any] | Response:

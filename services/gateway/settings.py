@@ -34,6 +34,8 @@ class GatewaySettings:
     # Producer batching: a few ms of linger puts many dispatches in one
     # produce request, which is most of the CPU saved per dispatch.
     producer_linger_ms: int = 5
+    # Clock skew tolerated on a Bearer JWT's iat, nbf and exp.
+    jwt_leeway_s: float = 30.0
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -48,4 +50,5 @@ class GatewaySettings:
             idempotency_cache_size=_env_int("GATEWAY_IDEMPOTENCY_CACHE_SIZE", 100_000),
             workers=_env_int("GATEWAY_WORKERS", 1),
             producer_linger_ms=_env_int("GATEWAY_PRODUCER_LINGER_MS", 5),
+            jwt_leeway_s=_env_float("GATEWAY_JWT_LEEWAY_S", 30.0),
         )
