@@ -15,6 +15,10 @@ export PROCESSOR_DATA_DIR=.local/run/processor
 export PROJECTOR_DB=.local/run/projections.sqlite3
 export PYTHONUNBUFFERED=1
 export DISPATCH_BIN="$(pwd)/.venv/bin"
+# Status callbacks are signed: a fresh secret per run, shared by the simulator
+# (the provider) and the gateway, which refuses unsigned ones.
+export INBOUND_SIGNATURE_SECRET=${INBOUND_SIGNATURE_SECRET:-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))')}
+export SIMULATOR_SIGNATURE_SECRET=$INBOUND_SIGNATURE_SECRET
 
 # The broker starts from empty storage, so local state from a previous run
 # would describe a log that no longer exists.

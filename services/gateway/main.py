@@ -22,6 +22,7 @@ from services.gateway.app import GatewayDeps, create_app
 from services.gateway.event_log import KafkaEventLog
 from services.gateway.mounts import InboundMount, mounted_routes, projector_client
 from services.gateway.settings import GatewaySettings
+from services.inbound.settings import CallbackAuth, CallbackAuthMissing
 from services.kafka import ensure_topics
 
 log = logging.getLogger("dispatch.gateway")
@@ -56,7 +57,7 @@ def build_app_from_env(*, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
         linger_ms=settings.producer_linger_ms,
     )
 
-    inbound = InboundMount(settings.kafka)
+    inbound = InboundMount(settings.kafka, CallbackAuth.from_env())
     projector = projector_client()
 
     async def connect_all() -> None:
@@ -94,6 +95,16 @@ def main() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = GatewaySettings.from_env()
+    try:
+        callback_auth = CallbackAuth.from_env()
+    except CallbackAuthMissing as exc:
+        log.error("refusing to start: %s", exc)
+        raise SystemExit(2) from exc
+    if callback_auth.allow_unsigned and not callback_auth.signature_secret:
+        log.warning(
+            "accepting UNSIGNED status callbacks: anyone who reaches /v0.1/status can "
+            "complete any dispatch (local development only)"
+        )
     log.info(
         "listening on http://%s:%d (%d worker(s))", settings.host, settings.port, settings.workers
     )

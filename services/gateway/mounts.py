@@ -16,14 +16,16 @@ from services.gateway.problems import problem_response
 from services.gateway.reads import ProjectorClient, read_routes
 from services.inbound.bootstrap import inbound_deps
 from services.inbound.routes import STATUS_PATH, inbound_routes
+from services.inbound.settings import CallbackAuth
 from services.kafka import KafkaSettings, make_producer
 
 
 class InboundMount:
     """``POST /v0.1/status``; answers 503 (the provider retries) until started."""
 
-    def __init__(self, kafka: KafkaSettings) -> None:
+    def __init__(self, kafka: KafkaSettings, auth: CallbackAuth) -> None:
         self._kafka = kafka
+        self._auth = auth
         self._endpoint: Route | None = None
         self._resources = contextlib.AsyncExitStack()
 
@@ -31,7 +33,9 @@ class InboundMount:
         producer = make_producer(self._kafka)
         await producer.start()
         self._resources.push_async_callback(producer.stop)
-        deps = await self._resources.enter_async_context(inbound_deps(self._kafka, producer))
+        deps = await self._resources.enter_async_context(
+            inbound_deps(self._kafka, producer, self._auth)
+        )
         routes = inbound_routes(deps)
         self._endpoint = next(r for r in routes if r.path == STATUS_PATH)
 

@@ -16,17 +16,16 @@ from aiokafka import AIOKafkaProducer
 
 from services.inbound.index import MessageIndex
 from services.inbound.routes import InboundDeps
+from services.inbound.settings import CallbackAuth
 from services.kafka import KafkaSettings
 
 
 @contextlib.asynccontextmanager
 async def inbound_deps(
-    settings: KafkaSettings, producer: AIOKafkaProducer, *, signature_secret: str | None = None
+    settings: KafkaSettings, producer: AIOKafkaProducer, auth: CallbackAuth
 ) -> AsyncIterator[InboundDeps]:
     """``producer`` is the host's acks=all producer (``services.kafka.make_producer``);
-    ``signature_secret`` overrides ``INBOUND_SIGNATURE_SECRET``."""
-    if signature_secret is None:
-        signature_secret = os.environ.get("INBOUND_SIGNATURE_SECRET", "")
+    ``auth`` how callbacks are authenticated (``CallbackAuth.from_env()``)."""
     wait_s = float(os.environ.get("INBOUND_LOOKUP_WAIT_S", "2"))
     index = MessageIndex(settings, default_wait_s=wait_s)
     await index.start()
@@ -35,7 +34,9 @@ async def inbound_deps(
             index=index,
             producer=producer,
             events_topic=settings.topics.events,
-            signature_secret=signature_secret,
+            signature_secret=auth.signature_secret,
+            allow_unsigned=auth.allow_unsigned,
+            signature_max_age_s=auth.max_age_s,
             lookup_wait_s=wait_s,
         )
     finally:

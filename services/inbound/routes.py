@@ -23,7 +23,7 @@ from events.codec import encode, from_json
 from services.gateway.problems import problem_response
 from services.inbound.callback import StatusCallback, invalid_parameters, status_event
 from services.inbound.index import MessageIndex
-from services.inbound.signature import InvalidSignature, verify
+from services.inbound.signature import DEFAULT_MAX_AGE_S, InvalidSignature, verify
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,11 @@ class InboundDeps:
     index: MessageIndex
     producer: AIOKafkaProducer
     events_topic: str
-    # When set, every callback must carry a valid signature (401 otherwise).
+    # Every callback must be signed with this (401 otherwise, before anything
+    # is looked up or written), unless unsigned callbacks are explicitly allowed.
     signature_secret: str = ""
+    allow_unsigned: bool = False
+    signature_max_age_s: float = DEFAULT_MAX_AGE_S
     # How long an unknown message_uuid waits for the index to catch up.
     lookup_wait_s: float = 2.0
     produce_timeout_s: float = 10.0
@@ -54,9 +57,14 @@ def inbound_routes(deps: InboundDeps) -> list[Route]:
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             return problem_response(413, f"The body exceeds {MAX_BODY_BYTES} bytes.")
-        if deps.signature_secret:
+        if not deps.allow_unsigned:
             try:
-                verify(request.headers.get("authorization"), body, deps.signature_secret)
+                verify(
+                    request.headers.get("authorization"),
+                    body,
+                    deps.signature_secret,
+                    max_age_s=deps.signature_max_age_s,
+                )
             except InvalidSignature as exc:
                 return problem_response(
                     401, str(exc), headers={"WWW-Authenticate": 'Bearer realm="status"'}

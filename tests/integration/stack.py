@@ -28,6 +28,8 @@ from services.webhooks.verify import verify_webhook
 from tests.conftest import kafka_env
 from tests.processes import BIN, Process, free_port
 
+CALLBACK_SECRET = "stack-callback-signature-secret-32-bytes"
+
 
 @dataclass
 class Receiver:
@@ -125,6 +127,9 @@ class Stack:
             "WEBHOOK_ALLOW_PRIVATE": "1",
             "WEBHOOK_RETRY_INITIAL_S": "0.5",
             "GATEWAY_RATE_LIMIT_PER_S": "0",
+            # The provider (simulator) signs status callbacks; the gateway verifies.
+            "INBOUND_SIGNATURE_SECRET": CALLBACK_SECRET,
+            "SIMULATOR_SIGNATURE_SECRET": CALLBACK_SECRET,
         }
 
     def start(self, name: str, *args: str) -> Process:

@@ -18,7 +18,7 @@ from events.codec import encode
 from services.applications.credentials import hash_secret
 from services.kafka import KafkaSettings, make_producer
 from tests.conftest import kafka_env
-from tests.integration.test_gateway_support import basic_auth, create_app
+from tests.integration.test_gateway_support import CALLBACK_SECRET, basic_auth, create_app
 from tests.processes import Process, free_port
 from tests.unit.gateway.fakes import valid_dispatch
 
@@ -57,7 +57,11 @@ async def test_requests_before_the_registry_loaded_get_503_never_401(
     app = create_app(kafka_settings)  # last on the topic: known only once loading ends
 
     port = free_port()
-    env = {**kafka_env(kafka_settings), "GATEWAY_PORT": str(port)}
+    env = {
+        **kafka_env(kafka_settings),
+        "GATEWAY_PORT": str(port),
+        "INBOUND_SIGNATURE_SECRET": CALLBACK_SECRET,
+    }
     processes.append(Process("gateway", ["dispatch-gateway"], env, tmp_path))
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": basic_auth(app), "Content-Type": "application/json"}

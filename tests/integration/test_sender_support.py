@@ -23,6 +23,7 @@ from events.dispatch import DispatchEvent
 from services.inbound.bootstrap import inbound_deps
 from services.inbound.index import MessageIndex
 from services.inbound.routes import inbound_routes
+from services.inbound.settings import CallbackAuth
 from services.kafka import KafkaSettings, make_producer
 from services.simulator.default_rules import DEFAULT_RULES
 from tests.conftest import kafka_env
@@ -135,7 +136,13 @@ async def inbound_server(
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(producer.stop)
         deps = await stack.enter_async_context(
-            inbound_deps(settings, producer, signature_secret=signature_secret)
+            inbound_deps(
+                settings,
+                producer,
+                CallbackAuth(
+                    signature_secret=signature_secret, allow_unsigned=not signature_secret
+                ),
+            )
         )
         async with _serve(Starlette(routes=inbound_routes(deps))) as url:
             yield url, deps.index

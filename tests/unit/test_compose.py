@@ -40,7 +40,7 @@ def test_every_process_entry_point_has_a_service() -> None:
     commands = {
         service["command"][0]  # type: ignore[index]
         for name, service in _services().items()
-        if name != "kafka"
+        if name != "kafka" and service.get("restart") != "no"  # one-shot CLI runs
     }
     assert processes == commands
 
@@ -50,3 +50,21 @@ def test_broker_image_matches_the_local_broker_version() -> None:
     match = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom)
     assert match is not None
     assert _services()["kafka"]["image"] == f"apache/kafka:{match.group(1)}"
+
+
+def test_callbacks_are_signed_with_a_generated_secret_and_ports_are_on_loopback() -> None:
+    services = _services()
+    init = services["callback-secret"]
+    assert init["command"][:3] == ["dispatch", "secrets", "generate"]  # type: ignore[index]
+    secret_file = init["command"][3]  # type: ignore[index]
+    for name, variable in (
+        ("gateway", "INBOUND_SIGNATURE_SECRET_FILE"),
+        ("simulator", "SIMULATOR_SIGNATURE_SECRET_FILE"),
+    ):
+        service = services[name]
+        assert service["environment"][variable] == secret_file  # type: ignore[index]
+        depends = service["depends_on"]["callback-secret"]  # type: ignore[index]
+        assert depends["condition"] == "service_completed_successfully"
+    for name, service in services.items():
+        for port in service.get("ports", []):  # type: ignore[attr-defined]
+            assert str(port).startswith("127.0.0.1:"), (name, port)

@@ -46,3 +46,20 @@ def test_workloads_run_entry_points_and_the_processor_keeps_its_state() -> None:
         "dispatch-projector",
     }
     assert expected <= set(workloads)
+
+
+def test_every_workload_requires_the_secret_holding_the_callback_secret() -> None:
+    # An optional Secret would let the gateway start (and refuse to) without
+    # INBOUND_SIGNATURE_SECRET instead of failing to schedule, visibly.
+    with_secrets = set()
+    for resource in _resources():
+        if resource["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        for container in resource["spec"]["template"]["spec"]["containers"]:
+            for source in container.get("envFrom", []):
+                if "secretRef" in source:
+                    assert not source["secretRef"].get("optional", False), resource["metadata"]
+                    with_secrets.add(resource["metadata"]["name"])
+    assert "dispatch-gateway" in with_secrets
+    config = (ROOT / "k8s" / "config.yaml").read_text()
+    assert "INBOUND_SIGNATURE_SECRET" in config

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -49,6 +50,7 @@ def _client(secret: str = "", fail: bool = False) -> tuple[httpx.AsyncClient, Re
         producer=producer,
         events_topic=SETTINGS.topics.events,
         signature_secret=secret,
+        allow_unsigned=not secret,
     )
     app = Starlette(routes=inbound_routes(deps))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
@@ -166,6 +168,8 @@ async def test_a_signed_callback_is_accepted_when_a_secret_is_configured() -> No
         "Bearer not-a-jwt",
         "wrong-secret",
         "other-body",
+        "stale",
+        "future",
     ],
 )
 async def test_unsigned_or_badly_signed_callbacks_are_401(authorization: str | None) -> None:
@@ -174,6 +178,10 @@ async def test_unsigned_or_badly_signed_callbacks_are_401(authorization: str | N
     headers: dict[str, str] = {}
     if authorization == "wrong-secret":
         headers["authorization"] = sign(body, "not-the-secret-but-also-32-bytes-long")
+    elif authorization == "stale":  # a replay of a callback signed 6 minutes ago
+        headers["authorization"] = sign(body, SECRET, now=time.time() - 360)
+    elif authorization == "future":
+        headers["authorization"] = sign(body, SECRET, now=time.time() + 120)
     elif authorization == "other-body":
         headers["authorization"] = sign(orjson.dumps(_status(status="read")), SECRET)
     elif authorization is not None:
@@ -182,6 +190,23 @@ async def test_unsigned_or_badly_signed_callbacks_are_401(authorization: str | N
         response = await _post(client, body, **headers)
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
+    assert producer.sent == []
+
+
+async def test_without_a_secret_nothing_is_accepted_unless_unsigned_is_allowed() -> None:
+    # Fail closed: a host that forgot the secret but did not opt into unsigned
+    # callbacks refuses every callback instead of accepting all of them.
+    producer = RecordingProducer()
+    deps = InboundDeps(
+        index=MessageIndex(SETTINGS), producer=producer, events_topic="t", signature_secret=""
+    )
+    app = Starlette(routes=inbound_routes(deps))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://gw"
+    ) as strict:
+        body = orjson.dumps(_status())
+        response = await _post(strict, body, authorization=sign(body, "x" * 32))
+    assert response.status_code == 401
     assert producer.sent == []
 
 
