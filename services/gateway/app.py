@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from events.dispatch import WorkflowRequested
 from services.gateway.auth import Applications
+from services.gateway.body import BodyTooLarge, read_body
 from services.gateway.caller import identify
 from services.gateway.event_log import EventLog, EventLogUnavailable
 from services.gateway.idempotency import (
@@ -35,6 +36,7 @@ from services.gateway.idempotency import (
     request_hash,
     valid_key,
 )
+from services.gateway.json_limits import json_limit_problems
 from services.gateway.metrics import RequestMetrics
 from services.gateway.problems import ProblemResponse, problem_response
 from services.gateway.rate_limit import RateLimiter, retry_after_header
@@ -59,25 +61,6 @@ class GatewayDeps:
             self.settings.rate_limit_per_s, self.settings.rate_limit_burst
         )
         self.idempotency = IdempotencyCache(self.settings.idempotency_cache_size)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing more than ``limit`` bytes whatever Content-Length says."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _BodyTooLarge()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge()
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -107,8 +90,8 @@ async def post_dispatch(request: Request) -> Response:
     if not _is_json(request.headers.get("content-type")):
         return problem_response(415, "send the dispatch as Content-Type: application/json")
     try:
-        raw = await _read_body(request, deps.settings.max_body_bytes)
-    except _BodyTooLarge:
+        raw = await read_body(request, deps.settings.max_body_bytes)
+    except BodyTooLarge:
         return problem_response(
             413, f"the body is larger than {deps.settings.max_body_bytes} bytes"
         )
@@ -116,6 +99,11 @@ async def post_dispatch(request: Request) -> Response:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return problem_response(400, f"the body is not valid JSON: {exc}")
+    beyond_limits = json_limit_problems(body, raw)
+    if beyond_limits:
+        return problem_response(
+            422, "Your request parameters did not validate.", invalid_parameters=beyond_limits
+        )
 
     key = request.headers.get("idempotency-key")
     if key is not None and not valid_key(key):

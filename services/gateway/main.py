@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute
 from services.applications.registry import ApplicationRegistry
 from services.gateway.app import GatewayDeps, create_app
 from services.gateway.event_log import KafkaEventLog
+from services.gateway.http_protocol import BoundedHeadProtocol
 from services.gateway.mounts import InboundMount, mounted_routes, projector_client
 from services.gateway.settings import GatewaySettings
 from services.inbound.settings import CallbackAuth, CallbackAuthMissing
@@ -114,6 +115,8 @@ def main() -> None:
         "access_log": False,
         "log_level": "info",
         "timeout_graceful_shutdown": 5,
+        # 431 for a request head over GATEWAY_MAX_HEADER_BYTES, without buffering it.
+        "http": BoundedHeadProtocol,
     }
     if settings.workers > 1:
         # Each worker is a process with its own producer, registry follower,

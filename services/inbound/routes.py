@@ -20,6 +20,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from events.codec import encode, from_json
+from services.gateway.body import BodyTooLarge, read_body
+from services.gateway.json_limits import json_limit_problems
 from services.gateway.problems import problem_response
 from services.inbound.callback import StatusCallback, invalid_parameters, status_event
 from services.inbound.index import MessageIndex
@@ -51,11 +53,9 @@ def inbound_routes(deps: InboundDeps) -> list[Route]:
         content_type = request.headers.get("content-type", "")
         if content_type.split(";")[0].strip().lower() != "application/json":
             return problem_response(415, "Status callbacks must be application/json.")
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return problem_response(413, f"The body exceeds {MAX_BODY_BYTES} bytes.")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
+        try:  # streamed with a running cap, never read whole first
+            body = await read_body(request, MAX_BODY_BYTES)
+        except BodyTooLarge:
             return problem_response(413, f"The body exceeds {MAX_BODY_BYTES} bytes.")
         if not deps.allow_unsigned:
             try:
@@ -75,6 +75,10 @@ def inbound_routes(deps: InboundDeps) -> list[Route]:
             return problem_response(400, "The body is not valid JSON.")
         if not isinstance(raw, dict):
             return problem_response(422, "The body must be a JSON object.")
+        if beyond_limits := json_limit_problems(raw, body):
+            return problem_response(
+                422, "The status callback has invalid fields.", invalid_parameters=beyond_limits
+            )
         try:
             callback = StatusCallback.model_validate(raw)
         except ValidationError as exc:

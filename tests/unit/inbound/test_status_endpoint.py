@@ -216,3 +216,15 @@ async def test_kafka_down_is_a_503_the_provider_retries() -> None:
         response = await _post(client, orjson.dumps(_status()))
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_callback_nested_too_deep_is_422_and_writes_nothing() -> None:
+    client, producer = _client()
+    raw = orjson.dumps(_status(to="PLACEHOLDER")).replace(
+        b'"PLACEHOLDER"', b'{"a":' * 300 + b"1" + b"}" * 300
+    )
+    async with client:
+        response = await _post(client, raw)
+    assert response.status_code == 422
+    assert response.json()["invalid_parameters"][0]["name"].startswith("to.a.a")
+    assert producer.sent == []
