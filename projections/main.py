@@ -2,7 +2,8 @@
 
 Environment: KAFKA_BOOTSTRAP, DISPATCH_TOPIC_PREFIX, DISPATCH_PARTITIONS;
 PROJECTOR_DB (default .local/projections.sqlite3), PROJECTOR_HOST (127.0.0.1),
-PROJECTOR_PORT (8070).
+PROJECTOR_PORT (8070); DISPATCH_INTERNAL_TOKEN, required when PROJECTOR_HOST is
+not loopback.
 """
 
 from __future__ import annotations
@@ -17,20 +18,23 @@ import uvicorn
 from projections.api import create_api
 from projections.projector import Projector
 from projections.store import ProjectionStore
+from services.internal_endpoints import InternalTokenMissing, RequireInternalToken, token_for
 from services.kafka import KafkaSettings, ensure_topics
 
 log = logging.getLogger("dispatch.projector")
 
 
 async def serve() -> None:
+    host = os.environ.get("PROJECTOR_HOST", "127.0.0.1")
+    token = token_for(host, "the projector's API")  # before anything else: fail fast
     settings = KafkaSettings.from_env()
     await ensure_topics(settings)
     store = ProjectionStore(os.environ.get("PROJECTOR_DB", ".local/projections.sqlite3"))
     projector = Projector(settings, store)
     await projector.start()
     config = uvicorn.Config(
-        create_api(store, projector.caught_up),
-        host=os.environ.get("PROJECTOR_HOST", "127.0.0.1"),
+        RequireInternalToken(create_api(store, projector.caught_up), token),
+        host=host,
         port=int(os.environ.get("PROJECTOR_PORT", "8070")),
         log_level="warning",
         access_log=False,
@@ -58,4 +62,8 @@ async def serve() -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except InternalTokenMissing as exc:
+        log.error("refusing to start: %s", exc)
+        raise SystemExit(2) from exc

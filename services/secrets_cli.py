@@ -1,6 +1,6 @@
-"""``dispatch secrets generate FILE``: a random secret in a file readable by
-its owner only, left alone when it exists (compose runs it once before the
-gateway and the simulator, which read the file through ``*_FILE``)."""
+"""``dispatch secrets generate FILE...``: a random secret in each file,
+readable by its owner only, left alone when it exists (compose runs it before
+the processes, which read the files through ``*_FILE``)."""
 
 from __future__ import annotations
 
@@ -17,14 +17,15 @@ def secrets() -> None:
 
 
 @secrets.command("generate")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-def generate(path: Path) -> None:
-    """Write a random 256-bit secret to PATH (mode 0600) unless it exists."""
-    if path.exists():
-        click.echo(f"{path} exists; kept")
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(random_secrets.token_urlsafe(32) + "\n")
-    click.echo(f"wrote a new secret to {path}")  # never the secret itself
+@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def generate(paths: tuple[Path, ...]) -> None:
+    """Write a random 256-bit secret to each PATH (mode 0600) unless it exists."""
+    for path in paths:
+        if path.exists():
+            click.echo(f"{path} exists; kept")
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(random_secrets.token_urlsafe(32) + "\n")
+        click.echo(f"wrote a new secret to {path}")  # never the secret itself

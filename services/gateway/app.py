@@ -42,6 +42,7 @@ from services.gateway.problems import ProblemResponse, problem_response
 from services.gateway.rate_limit import RateLimiter, retry_after_header
 from services.gateway.settings import GatewaySettings
 from services.gateway.validation import validate_dispatch
+from services.internal_endpoints import bearer_matches, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,17 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready"})
 
 
-async def metrics(_request: Request) -> Response:
+async def metrics(request: Request) -> Response:
+    settings = _deps(request).settings
+    token = settings.internal_token
+    # Metrics are for the deployment, not for clients of the public API.
+    guarded = bool(token) or not is_loopback(settings.host)
+    if guarded and not (token and bearer_matches(request.headers.get("authorization"), token)):
+        return problem_response(
+            401,
+            "/metrics needs Authorization: Bearer <DISPATCH_INTERNAL_TOKEN>",
+            headers={"WWW-Authenticate": 'Bearer realm="internal"'},
+        )
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

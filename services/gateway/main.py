@@ -24,6 +24,7 @@ from services.gateway.http_protocol import BoundedHeadProtocol
 from services.gateway.mounts import InboundMount, mounted_routes, projector_client
 from services.gateway.settings import GatewaySettings
 from services.inbound.settings import CallbackAuth, CallbackAuthMissing
+from services.internal_endpoints import is_loopback
 from services.kafka import ensure_topics
 
 log = logging.getLogger("dispatch.gateway")
@@ -105,6 +106,11 @@ def main() -> None:
         log.warning(
             "accepting UNSIGNED status callbacks: anyone who reaches /v0.1/status can "
             "complete any dispatch (local development only)"
+        )
+    if not is_loopback(settings.host) and not settings.internal_token:
+        log.warning(
+            "/metrics is refused to everyone: listening on %s without DISPATCH_INTERNAL_TOKEN",
+            settings.host,
         )
     log.info(
         "listening on http://%s:%d (%d worker(s))", settings.host, settings.port, settings.workers

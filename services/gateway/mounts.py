@@ -17,6 +17,7 @@ from services.gateway.reads import ProjectorClient, read_routes
 from services.inbound.bootstrap import inbound_deps
 from services.inbound.routes import STATUS_PATH, inbound_routes
 from services.inbound.settings import CallbackAuth
+from services.internal_endpoints import internal_token
 from services.kafka import KafkaSettings, make_producer
 
 
@@ -57,7 +58,9 @@ class InboundMount:
 
 
 def projector_client() -> ProjectorClient:
-    return ProjectorClient(os.environ.get("PROJECTOR_URL", "http://127.0.0.1:8070"))
+    return ProjectorClient(
+        os.environ.get("PROJECTOR_URL", "http://127.0.0.1:8070"), token=internal_token()
+    )
 
 
 def mounted_routes(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -50,10 +50,16 @@ class ProjectorClient:
     # retried for this long before it counts as "no such dispatch".
     fresh_wait_s: float = 1.5
     transport: httpx.AsyncBaseTransport | None = None  # tests pass an in-process one
+    # DISPATCH_INTERNAL_TOKEN: the projector requires it when not on loopback.
+    token: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self._client = httpx.AsyncClient(
-            base_url=self.base_url, timeout=self.timeout_s, transport=self.transport
+            base_url=self.base_url,
+            timeout=self.timeout_s,
+            transport=self.transport,
+            headers=headers,
         )
 
     async def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from services.internal_endpoints import internal_token
 from services.kafka import KafkaSettings
 
 
@@ -36,6 +37,9 @@ class GatewaySettings:
     producer_linger_ms: int = 5
     # Clock skew tolerated on a Bearer JWT's iat, nbf and exp.
     jwt_leeway_s: float = 30.0
+    # Guards /metrics (always when set; when listening beyond loopback,
+    # /metrics is refused to everyone without it).
+    internal_token: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -51,4 +55,5 @@ class GatewaySettings:
             workers=_env_int("GATEWAY_WORKERS", 1),
             producer_linger_ms=_env_int("GATEWAY_PRODUCER_LINGER_MS", 5),
             jwt_leeway_s=_env_float("GATEWAY_JWT_LEEWAY_S", 30.0),
+            internal_token=internal_token(),
         )

@@ -54,16 +54,18 @@ def test_broker_image_matches_the_local_broker_version() -> None:
 
 def test_callbacks_are_signed_with_a_generated_secret_and_ports_are_on_loopback() -> None:
     services = _services()
-    init = services["callback-secret"]
+    init = services["secrets"]
     assert init["command"][:3] == ["dispatch", "secrets", "generate"]  # type: ignore[index]
-    secret_file = init["command"][3]  # type: ignore[index]
-    for name, variable in (
-        ("gateway", "INBOUND_SIGNATURE_SECRET_FILE"),
-        ("simulator", "SIMULATOR_SIGNATURE_SECRET_FILE"),
+    callback_secret, internal_token = init["command"][3:]  # type: ignore[index]
+    for name, variable, secret_file in (
+        ("gateway", "INBOUND_SIGNATURE_SECRET_FILE", callback_secret),
+        ("simulator", "SIMULATOR_SIGNATURE_SECRET_FILE", callback_secret),
+        ("gateway", "DISPATCH_INTERNAL_TOKEN_FILE", internal_token),
+        ("projector", "DISPATCH_INTERNAL_TOKEN_FILE", internal_token),
     ):
         service = services[name]
         assert service["environment"][variable] == secret_file  # type: ignore[index]
-        depends = service["depends_on"]["callback-secret"]  # type: ignore[index]
+        depends = service["depends_on"]["secrets"]  # type: ignore[index]
         assert depends["condition"] == "service_completed_successfully"
     for name, service in services.items():
         for port in service.get("ports", []):  # type: ignore[attr-defined]

@@ -63,3 +63,22 @@ def test_every_workload_requires_the_secret_holding_the_callback_secret() -> Non
     assert "dispatch-gateway" in with_secrets
     config = (ROOT / "k8s" / "config.yaml").read_text()
     assert "INBOUND_SIGNATURE_SECRET" in config
+
+
+def test_internal_endpoints_are_fenced_by_network_policies() -> None:
+    policies = {
+        r["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]: r
+        for r in _resources()
+        if r["kind"] == "NetworkPolicy"
+    }
+    projector = policies["dispatch-projector"]["spec"]
+    assert projector["policyTypes"] == ["Ingress"]
+    (rule,) = projector["ingress"]
+    assert rule["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "dispatch-gateway"}}}
+    ]
+    assert [p["port"] for p in rule["ports"]] == [8070]
+    processor = policies["dispatch-processor"]["spec"]
+    assert [p["port"] for r in processor["ingress"] for p in r["ports"]] == [9102]
+    config = (ROOT / "k8s" / "config.yaml").read_text()
+    assert "DISPATCH_INTERNAL_TOKEN" in config
