@@ -19,6 +19,9 @@ export DISPATCH_BIN="$(pwd)/.venv/bin"
 # (the provider) and the gateway, which refuses unsigned ones.
 export INBOUND_SIGNATURE_SECRET=${INBOUND_SIGNATURE_SECRET:-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))')}
 export SIMULATOR_SIGNATURE_SECRET=$INBOUND_SIGNATURE_SECRET
+# Seals applications' signature secrets on the registry topic (fresh each run,
+# like the topic itself).
+export DISPATCH_SECRETS_KEYS=${DISPATCH_SECRETS_KEYS:-run=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))')}
 
 # The broker starts from empty storage, so local state from a previous run
 # would describe a log that no longer exists.

@@ -16,6 +16,11 @@ from events.topics import Topics
 from services.kafka import KafkaSettings, ensure_topics
 from tests.processes import Process
 
+# Seals signature secrets in tests, in-process (publish_application) and in
+# every process started with kafka_env().
+TEST_SECRETS_KEYS = "test=" + "k" * 43
+os.environ.setdefault("DISPATCH_SECRETS_KEYS", TEST_SECRETS_KEYS)
+
 
 def _broker_address() -> str:
     return os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:19092")
@@ -49,12 +54,14 @@ async def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
 
 
 def kafka_env(settings: KafkaSettings) -> dict[str, str]:
-    """Environment that points a process at the test's broker and topics."""
+    """Environment that points a process at the test's broker and topics (and
+    the key that seals signature secrets on the registry topic)."""
     prefix = settings.topics.events.removesuffix("dispatch.events")
     return {
         "KAFKA_BOOTSTRAP": settings.bootstrap_servers,
         "DISPATCH_TOPIC_PREFIX": prefix,
         "DISPATCH_PARTITIONS": str(settings.partitions),
+        "DISPATCH_SECRETS_KEYS": TEST_SECRETS_KEYS,
     }
 
 

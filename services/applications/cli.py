@@ -14,6 +14,7 @@ from events.applications import ApplicationRegistered
 from events.codec import to_json
 from services.applications.credentials import generate_credentials, hash_secret
 from services.applications.register import publish_application
+from services.applications.sealing import SealingError
 from services.kafka import KafkaSettings
 
 
@@ -82,6 +83,8 @@ def create(
     )
     try:
         asyncio.run(publish_application(KafkaSettings.from_env(), app))
+    except SealingError as exc:
+        raise click.ClickException(str(exc)) from exc
     except (TimeoutError, OSError, KafkaError) as exc:
         raise click.ClickException(f"could not register the application on Kafka: {exc!r}") from exc
     shown = {

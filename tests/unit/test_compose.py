@@ -56,12 +56,14 @@ def test_callbacks_are_signed_with_a_generated_secret_and_ports_are_on_loopback(
     services = _services()
     init = services["secrets"]
     assert init["command"][:3] == ["dispatch", "secrets", "generate"]  # type: ignore[index]
-    callback_secret, internal_token = init["command"][3:]  # type: ignore[index]
+    callback_secret, internal_token, keys = init["command"][3:]  # type: ignore[index]
     for name, variable, secret_file in (
         ("gateway", "INBOUND_SIGNATURE_SECRET_FILE", callback_secret),
         ("simulator", "SIMULATOR_SIGNATURE_SECRET_FILE", callback_secret),
         ("gateway", "DISPATCH_INTERNAL_TOKEN_FILE", internal_token),
         ("projector", "DISPATCH_INTERNAL_TOKEN_FILE", internal_token),
+        ("webhooks", "DISPATCH_SECRETS_KEYS_FILE", keys),
+        ("gateway", "DISPATCH_SECRETS_KEYS_FILE", keys),
     ):
         service = services[name]
         assert service["environment"][variable] == secret_file  # type: ignore[index]
