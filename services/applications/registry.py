@@ -78,6 +78,11 @@ class ApplicationRegistry:
             secret = ""
         return app.model_copy(update={"signature_secret": secret})
 
+    def revoke(self, application_id: str) -> None:
+        previous = self._by_id.pop(application_id, None)
+        if previous is not None:
+            self._by_api_key.pop(previous.api_key, None)
+
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> None:
         self._consumer = await follow_from_beginning(
@@ -93,7 +98,9 @@ class ApplicationRegistry:
             batch = await consumer.getmany(timeout_ms=500)
             for records in batch.values():
                 for record in records:
-                    if record.value is None:
+                    if record.value is None:  # a tombstone: revoked
+                        if record.key is not None:
+                            self.revoke(record.key.decode())
                         continue
                     try:
                         self.apply(decode_application(record.value))

@@ -23,6 +23,8 @@ from events.applications import ApplicationRegistered
 DEFAULT_LIFETIME_S = 15 * 60
 MAX_LIFETIME_S = 24 * 60 * 60
 DEFAULT_LEEWAY_S = 30.0
+# Keys tried for a token without ``kid``; more make every refusal costlier.
+MAX_KEYS = 4
 
 # Verified against when the application is unknown, so an unknown
 # application_id costs the same RSA work as a bad signature and timing does
@@ -60,6 +62,24 @@ def lookup_application_id(token: str) -> str:
     return application_id
 
 
+def _candidate_keys(token: str, application: ApplicationRegistered | None) -> list[RSAPublicKey]:
+    """The keys that may have signed ``token``: the one its ``kid`` names, or
+    without a ``kid`` (the Vonage SDKs set none) every registered key."""
+    if application is None:
+        return []
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError as exc:
+        raise BearerRefused("Bearer token is not a JWT") from exc
+    if kid is not None:
+        pems = [application.public_keys[kid]] if kid in application.public_keys else []
+    else:
+        pems = [*application.public_keys.values()]
+        if application.public_key_pem:
+            pems.append(application.public_key_pem)
+    return [k for k in (_public_key(p) for p in pems[:MAX_KEYS]) if k is not None]
+
+
 def verify_bearer(
     token: str,
     application: ApplicationRegistered | None,
@@ -68,16 +88,25 @@ def verify_bearer(
     now: float | None = None,
 ) -> dict[str, Any]:
     """The token's verified claims, or BearerRefused."""
-    key = None
-    if application is not None and application.public_key_pem:
-        key = _public_key(application.public_key_pem)
+    keys = _candidate_keys(token, application)
+    # An unknown application (no key) still costs one RSA verification.
+    for key in keys or [_DECOY_KEY]:
+        claims = _signed_claims(token, key)
+        if claims is not None and key is not _DECOY_KEY:
+            check_lifetime(claims, time.time() if now is None else now, leeway_s)
+            return claims
+    raise BearerRefused(_DOES_NOT_VERIFY)
+
+
+def _signed_claims(token: str, key: RSAPublicKey) -> dict[str, Any] | None:
+    """The claims if ``key`` signed ``token``; times are checked apart, with
+    Vonage's defaults."""
     try:
         # Only RS256: refuses ``alg: none`` and an HS256 token "signed" with
-        # the public key as an HMAC secret. Times are checked below, with
-        # Vonage's defaults.
+        # the public key as an HMAC secret.
         claims: dict[str, Any] = jwt.decode(
             token,
-            key or _DECOY_KEY,
+            key,
             algorithms=["RS256"],
             options={
                 "verify_exp": False,
@@ -86,11 +115,8 @@ def verify_bearer(
                 "verify_aud": False,
             },
         )
-    except jwt.PyJWTError as exc:
-        raise BearerRefused(_DOES_NOT_VERIFY) from exc
-    if key is None:  # cannot verify with the decoy, but never trust it
-        raise BearerRefused(_DOES_NOT_VERIFY)
-    check_lifetime(claims, time.time() if now is None else now, leeway_s)
+    except jwt.PyJWTError:
+        return None
     return claims
 
 
