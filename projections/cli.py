@@ -20,6 +20,7 @@ from projections.decisions import DecisionReport, Record, compare_decisions
 from projections.projector import Projector
 from projections.store import ProjectionStore
 from services.kafka import KafkaSettings
+from services.kafka_security import client_options
 from services.processor.decide import Policy
 
 
@@ -124,7 +125,10 @@ async def read_log(settings: KafkaSettings) -> list[Record]:
     """Every record of dispatch.events up to the end offsets at the time of the call."""
     topic = settings.topics.events
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        **client_options(),
     )
     await consumer.start()
     try:

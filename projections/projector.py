@@ -19,6 +19,7 @@ from events.dispatch import DispatchEvent, MessageSubmitted
 from projections import view as views
 from projections.store import Batch, HistoryRow, ProjectionStore
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
+from services.kafka_security import client_options
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Projector:
         topic = self._settings.topics.events
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.bootstrap_servers,
+            **client_options(),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

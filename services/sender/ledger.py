@@ -30,6 +30,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from events.codec import UndecodableMessage, decode_event, encode, from_json, to_json
 from events.dispatch import MessageSendFailed, MessageSubmitted
 from services.kafka import KafkaSettings, follow_from_beginning, reached
+from services.kafka_security import client_options
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ async def ensure_ledger_topic(settings: KafkaSettings, retention_ms: int) -> Non
         1,
         topic_configs={"cleanup.policy": "compact,delete", "retention.ms": str(retention_ms)},
     )
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **client_options())
     await admin.start()
     try:
         if spec.name not in set(await admin.list_topics()):

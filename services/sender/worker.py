@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 from events.codec import UndecodableMessage, decode_send, encode
 from events.commands import SendMessage
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
+from services.kafka_security import client_options
 from services.sender.config import SenderConfig
 from services.sender.ledger import Intent, Ledger, Outcome
 from services.sender.offsets import OffsetTracker
@@ -75,6 +76,7 @@ class SenderWorker:
     async def run(self, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.bootstrap_servers,
+            **client_options(),
             group_id=self._config.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -28,6 +28,7 @@ from events.codec import UndecodableMessage, decode_webhook, encode, to_json
 from events.dispatch import WebhookAbandoned, WebhookDelivered
 from services.applications.registry import ApplicationRegistry
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
+from services.kafka_security import client_options
 from services.webhooks import signing
 from services.webhooks.config import WebhookSettings
 from services.webhooks.endpoints import Endpoints
@@ -88,6 +89,7 @@ class Deliverer:
     async def run(self, stop: asyncio.Event, ready: Callable[[], None] | None = None) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.bootstrap_servers,
+            **client_options(),
             group_id=self._config.consumer_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
