@@ -65,12 +65,12 @@ def lookup_application_id(token: str) -> str:
 def _candidate_keys(token: str, application: ApplicationRegistered | None) -> list[RSAPublicKey]:
     """The keys that may have signed ``token``: the one its ``kid`` names, or
     without a ``kid`` (the Vonage SDKs set none) every registered key."""
-    if application is None:
-        return []
-    try:
+    try:  # parsed for an unknown application too: the same work either way
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError as exc:
         raise BearerRefused("Bearer token is not a JWT") from exc
+    if application is None:
+        return []
     if kid is not None:
         pems = [application.public_keys[kid]] if kid in application.public_keys else []
     else:
