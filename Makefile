@@ -2,16 +2,18 @@
 VENV := .venv
 PYTHON ?= python3
 
-.PHONY: install run test lint fmt broker-start broker-stop bench clean
+.PHONY: install run test lint fmt lock broker-start broker-stop bench clean
 
-$(VENV)/.installed: pyproject.toml
+# Every package comes pinned and hash-checked from the lock (`make lock`
+# regenerates it from pyproject.toml); the project itself is installed
+# without fetching anything more. Quiet on success (the build backend's notices
+# go to the log); the whole log is shown if the install fails.
+$(VENV)/.installed: pyproject.toml requirements-dev.lock
 	@$(PYTHON) -m venv $(VENV)
-	@# Quiet on success (the build backend's notices go to the log); the whole
-	@# log is shown if the install fails.
 	@mkdir -p .local
 	@echo "installing into $(VENV) (log: .local/install.log)"
-	@{ $(VENV)/bin/pip install -q --upgrade pip && \
-	   $(VENV)/bin/pip install -q -e '.[dev]'; } > .local/install.log 2>&1 \
+	@{ $(VENV)/bin/pip install -q --require-hashes -r requirements-dev.lock && \
+	   $(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .; } > .local/install.log 2>&1 \
 	   || { cat .local/install.log; exit 1; }
 	@touch $@
 
@@ -34,6 +36,13 @@ lint: install
 fmt: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+## Re-pin every dependency (with hashes) after changing pyproject.toml.
+LOCK_OPTS := --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock"
+lock: install
+	$(VENV)/bin/uv pip compile -q pyproject.toml requirements-build.in $(LOCK_OPTS) -o requirements.lock
+	$(VENV)/bin/uv pip compile -q pyproject.toml requirements-build.in --extra dev $(LOCK_OPTS) \
+		-o requirements-dev.lock
 
 broker-start:
 	broker/kafka.sh start

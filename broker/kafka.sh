@@ -24,6 +24,7 @@
 # Node N listens on KAFKA_PORT+N-1 (clients) and KAFKA_PORT+N+2 (controller), so
 # KAFKA_PORT=9092 gives clients 127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094.
 # Each node's data lives in .local/kafka-cluster-$KAFKA_PORT/node-N.
+# KAFKA_SECURITY=sasl_ssl starts it with TLS and SCRAM (see sasl_ssl_setup).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -103,9 +104,67 @@ logger.kafka.level=WARN
 logger.apache.name=org.apache.kafka
 logger.apache.level=WARN
 PROPS
+  local format_args=()
+  if [ "${KAFKA_SECURITY:-plaintext}" = sasl_ssl ]; then sasl_ssl_setup; fi
   local cluster_id; cluster_id=$("${java[@]}" kafka.tools.StorageTool random-uuid 2>>"$log")
-  "${java[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$state/server.properties" >>"$log" 2>&1
+  "${java[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$state/server.properties" \
+    "${format_args[@]}" >>"$log" 2>&1
   launch
+}
+
+# --- SASL_SSL mode (KAFKA_SECURITY=sasl_ssl) ----------------------------------
+# The client listener speaks TLS (a local CA and a broker certificate for
+# 127.0.0.1/localhost, made with the JDK's keytool) and SCRAM-SHA-512; the
+# SCRAM users (admin for the broker itself, dispatch for the processes) are
+# created at format time. Clients find what they need, as environment
+# variables, in $state/client.env (mode 0600). The controller listener stays
+# PLAINTEXT on loopback. Called by start() with format_args in scope.
+sasl_ssl_setup() {
+  local tls="$state/tls" store_pass admin_pass client_pass
+  store_pass=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+  admin_pass=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+  client_pass=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+  mkdir -p "$tls"; chmod 700 "$tls"
+  local kt=(keytool -storetype PKCS12 -storepass "$store_pass" -noprompt)
+  "${kt[@]}" -genkeypair -alias ca -keystore "$tls/ca.p12" -dname CN=dispatch-local-ca \
+    -keyalg RSA -keysize 2048 -validity 30 -ext bc:c >>"$log" 2>&1
+  "${kt[@]}" -exportcert -alias ca -keystore "$tls/ca.p12" -rfc -file "$tls/ca.pem" >>"$log" 2>&1
+  "${kt[@]}" -genkeypair -alias broker -keystore "$tls/broker.p12" -dname CN=localhost \
+    -keyalg RSA -keysize 2048 -validity 30 >>"$log" 2>&1
+  "${kt[@]}" -certreq -alias broker -keystore "$tls/broker.p12" -file "$tls/broker.csr" >>"$log" 2>&1
+  "${kt[@]}" -gencert -alias ca -keystore "$tls/ca.p12" -infile "$tls/broker.csr" -rfc \
+    -outfile "$tls/broker.pem" -validity 30 -ext SAN=IP:127.0.0.1,DNS:localhost \
+    -ext EKU=serverAuth >>"$log" 2>&1
+  "${kt[@]}" -importcert -alias ca -keystore "$tls/broker.p12" -file "$tls/ca.pem" >>"$log" 2>&1
+  "${kt[@]}" -importcert -alias broker -keystore "$tls/broker.p12" -file "$tls/broker.pem" >>"$log" 2>&1
+  # Later keys override the PLAINTEXT ones written above.
+  cat >> "$state/server.properties" <<PROPS
+listeners=SASL_SSL://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=SASL_SSL://127.0.0.1:$port
+inter.broker.listener.name=SASL_SSL
+listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$admin_pass";
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$tls/broker.p12
+ssl.keystore.password=$store_pass
+ssl.key.password=$store_pass
+ssl.truststore.type=PKCS12
+ssl.truststore.location=$tls/broker.p12
+ssl.truststore.password=$store_pass
+PROPS
+  chmod 600 "$state/server.properties"
+  format_args=(--add-scram "SCRAM-SHA-512=[name=admin,password=$admin_pass]"
+               --add-scram "SCRAM-SHA-512=[name=dispatch,password=$client_pass]")
+  (umask 077; cat > "$state/client.env" <<ENV
+KAFKA_SECURITY_PROTOCOL=SASL_SSL
+KAFKA_SSL_CAFILE=$tls/ca.pem
+KAFKA_SASL_MECHANISM=SCRAM-SHA-512
+KAFKA_SASL_USERNAME=dispatch
+KAFKA_SASL_PASSWORD=$client_pass
+ENV
+)
 }
 
 # Runs the broker on the storage in $state and waits until it answers.

@@ -11,7 +11,8 @@ class ApplicationRegistered(Message):
     """An application and its credentials. The latest record per key wins.
 
     ``api_secret_hash`` is ``salt$hexdigest``; the secret itself is shown once
-    at creation and never stored.
+    at creation and never stored. A tombstone (no value) for the key revokes
+    the application.
     """
 
     type: Literal["ApplicationRegistered"] = "ApplicationRegistered"
@@ -22,4 +23,6 @@ class ApplicationRegistered(Message):
     status_url: str
     final_report_url: str
     public_key_pem: str | None = None
+    # JWT verification keys by ``kid``: several during a rotation's overlap.
+    public_keys: dict[str, str] = {}
     signature_secret: str

@@ -110,7 +110,9 @@ def _decode(adapter: TypeAdapter[Any], data: bytes) -> Any:
         # dict), calling its validator without the adapter's Python wrapper.
         return adapter.validator.validate_json(data)
     except ValidationError as exc:
-        errors = exc.errors()
+        # Never the offending input in the message: records hold secrets and
+        # personal data, and this message reaches logs.
+        errors = exc.errors(include_input=False, include_url=False)
         if errors and errors[0]["type"] == "json_invalid":
             raise UndecodableMessage(f"not JSON: {errors[0]['msg']}") from exc
         raise UndecodableMessage(f"no known schema matches: {errors[:3]}") from exc

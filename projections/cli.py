@@ -28,6 +28,7 @@ from projections.store import (
     store_url_from_env,
 )
 from services.kafka import KafkaSettings
+from services.kafka_security import client_options
 from services.processor.config import ProcessorConfig
 
 
@@ -155,7 +156,10 @@ async def read_log(settings: KafkaSettings) -> list[Record]:
     """Every record of dispatch.events up to the end offsets at the time of the call."""
     topic = settings.topics.events
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        **client_options(),
     )
     await consumer.start()
     try:

@@ -5,7 +5,8 @@ PROJECTOR_STORE_URL (``postgresql://...`` or ``sqlite:///path``; default the
 SQLite file at PROJECTOR_DB, itself .local/projections.sqlite3 by default);
 PROJECTOR_GROUP (the consumer group of projectors sharing a PostgreSQL store;
 default derived from the database's address); PROJECTOR_HOST (127.0.0.1),
-PROJECTOR_PORT (8070).
+PROJECTOR_PORT (8070); DISPATCH_INTERNAL_TOKEN, required when PROJECTOR_HOST is
+not loopback.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from projections.api import create_api
 from projections.projector import Projector
 from projections.store import default_group, open_store, redacted, store_url_from_env
 from services.dead_letters import DeadLetters
+from services.internal_endpoints import InternalTokenMissing, RequireInternalToken, token_for
 from services.kafka import KafkaSettings, ensure_topics
 from services.producer import RebuildingProducer
 
@@ -29,6 +31,8 @@ log = logging.getLogger("dispatch.projector")
 
 
 async def serve() -> None:
+    host = os.environ.get("PROJECTOR_HOST", "127.0.0.1")
+    token = token_for(host, "the projector's API")  # before anything else: fail fast
     settings = KafkaSettings.from_env()
     await ensure_topics(settings)
     url = store_url_from_env()
@@ -48,8 +52,8 @@ async def serve() -> None:
     projector = Projector(settings, store, group_id=group, dead_letters=dead_letters)
     await projector.start()
     config = uvicorn.Config(
-        create_api(store, projector.caught_up),
-        host=os.environ.get("PROJECTOR_HOST", "127.0.0.1"),
+        RequireInternalToken(create_api(store, projector.caught_up), token),
+        host=host,
         port=int(os.environ.get("PROJECTOR_PORT", "8070")),
         log_level="warning",
         access_log=False,
@@ -83,4 +87,8 @@ async def serve() -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except InternalTokenMissing as exc:
+        log.error("refusing to start: %s", exc)
+        raise SystemExit(2) from exc

@@ -25,6 +25,7 @@ from projections.store import Batch, HistoryRow, ProjectionStore, StalePositions
 from projections.view import View
 from services.dead_letters import DeadLetters
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
+from services.kafka_security import client_options
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class Projector:
         topic = self._settings.topics.events
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.bootstrap_servers,
+            **client_options(),
             group_id=self._group_id,
             enable_auto_commit=False,  # the offsets are in the store
             auto_offset_reset="earliest",

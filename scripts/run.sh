@@ -34,6 +34,13 @@ export PROCESSOR_DATA_DIR=$run_dir/processor
 export PROJECTOR_DB=$run_dir/projections.sqlite3
 export PYTHONUNBUFFERED=1
 export DISPATCH_BIN="$(pwd)/.venv/bin"
+# Status callbacks are signed: a fresh secret per run, shared by the simulator
+# (the provider) and the gateway, which refuses unsigned ones.
+export INBOUND_SIGNATURE_SECRET=${INBOUND_SIGNATURE_SECRET:-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))')}
+export SIMULATOR_SIGNATURE_SECRET=$INBOUND_SIGNATURE_SECRET
+# Seals applications' signature secrets on the registry topic (fresh each run,
+# like the topic itself).
+export DISPATCH_SECRETS_KEYS=${DISPATCH_SECRETS_KEYS:-run=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))')}
 
 # The broker starts from empty storage, so local state from a previous run
 # would describe a log that no longer exists.

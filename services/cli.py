@@ -7,6 +7,7 @@ import click
 from projections.cli import audit, replay
 from services.applications.cli import apps
 from services.demo import demo
+from services.secrets_cli import secrets
 from services.webhooks.cli import webhooks
 
 
@@ -20,3 +21,4 @@ main.add_command(webhooks)
 main.add_command(audit)
 main.add_command(replay)
 main.add_command(demo)
+main.add_command(secrets)

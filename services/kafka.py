@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from events.topics import Topics
+from services.kafka_security import client_options
 
 # The longest a fetch waits at the broker for data (aiokafka's default: 500 ms).
 # A consumer keeps one fetch in flight per broker, and the fetch sent while
@@ -106,7 +107,7 @@ def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
 
 async def ensure_topics(settings: KafkaSettings, extra: Sequence[NewTopic] = ()) -> None:
     """Create the project's topics (and ``extra``) if they are missing (idempotent)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -128,6 +129,7 @@ def make_producer(settings: KafkaSettings, **overrides: object) -> AIOKafkaProdu
         "enable_idempotence": True,
         "linger_ms": 2,
         "request_timeout_ms": 10_000,
+        **client_options(),
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)
@@ -164,6 +166,7 @@ async def follow_from_beginning(
         auto_offset_reset="earliest",
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         client_id=f"{client_id}-{uuid.uuid4().hex[:6]}",
+        **client_options(),
     )
     await consumer.start()
     try:

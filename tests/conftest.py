@@ -18,6 +18,10 @@ from tests.processes import Process
 
 # store_url / postgres_url: the projection store (SQLite and PostgreSQL).
 pytest_plugins = ["tests.stores"]
+# Seals signature secrets in tests, in-process (publish_application) and in
+# every process started with kafka_env().
+TEST_SECRETS_KEYS = "test=" + "k" * 43
+os.environ.setdefault("DISPATCH_SECRETS_KEYS", TEST_SECRETS_KEYS)
 
 
 def _broker_address() -> str:
@@ -52,13 +56,15 @@ async def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
 
 
 def kafka_env(settings: KafkaSettings) -> dict[str, str]:
-    """Environment that points a process at the test's broker and topics."""
+    """Environment that points a process at the test's broker and topics (and
+    the key that seals signature secrets on the registry topic)."""
     prefix = settings.topics.events.removesuffix("dispatch.events")
     env = {
         "KAFKA_BOOTSTRAP": settings.bootstrap_servers,
         "DISPATCH_TOPIC_PREFIX": prefix,
         "DISPATCH_PARTITIONS": str(settings.partitions),
         "DISPATCH_REPLICATION_FACTOR": str(settings.replication_factor),
+        "DISPATCH_SECRETS_KEYS": TEST_SECRETS_KEYS,
     }
     if settings.min_insync_replicas is not None:
         env["DISPATCH_MIN_INSYNC_REPLICAS"] = str(settings.min_insync_replicas)

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
@@ -12,8 +14,11 @@ from aiokafka.errors import KafkaError
 
 from events.applications import ApplicationRegistered
 from events.codec import to_json
+from services.applications import lifecycle
 from services.applications.credentials import generate_credentials, hash_secret
+from services.applications.lifecycle import UnknownApplication
 from services.applications.register import publish_application
+from services.applications.sealing import SealingError
 from services.kafka import KafkaSettings
 
 
@@ -82,6 +87,8 @@ def create(
     )
     try:
         asyncio.run(publish_application(KafkaSettings.from_env(), app))
+    except SealingError as exc:
+        raise click.ClickException(str(exc)) from exc
     except (TimeoutError, OSError, KafkaError) as exc:
         raise click.ClickException(f"could not register the application on Kafka: {exc!r}") from exc
     shown = {
@@ -97,3 +104,89 @@ def create(
     for field, value in shown.items():
         click.echo(f"{field:17} {value}")
     click.echo("The api_secret is shown only now; store it safely.", err=True)
+
+
+def _run(operation: Coroutine[Any, Any, None]) -> None:
+    try:
+        asyncio.run(operation)
+    except (UnknownApplication, SealingError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (TimeoutError, OSError, KafkaError) as exc:
+        raise click.ClickException(f"could not reach the registry on Kafka: {exc!r}") from exc
+
+
+@apps.command("rotate-secret")
+@click.argument("application_id")
+@click.option(
+    "--signature-secret",
+    "signature",
+    is_flag=True,
+    help="Rotate the webhook signature secret instead of the API secret.",
+)
+def rotate_secret(application_id: str, signature: bool) -> None:
+    """Issue a new API secret (or signature secret) and print it once.
+
+    The old one stops working within seconds: update your clients first
+    (Bearer JWT clients are not affected by an API secret rotation).
+    """
+    settings = KafkaSettings.from_env()
+    if signature:
+        secret = generate_credentials().signature_secret
+        _run(lifecycle.update(settings, application_id, signature_secret=secret))
+        click.echo(f"signature_secret {secret}")
+        return
+    secret = generate_credentials().api_secret
+    _run(lifecycle.update(settings, application_id, api_secret_hash=hash_secret(secret)))
+    click.echo(f"api_secret {secret}")
+    click.echo("The api_secret is shown only now; store it safely.", err=True)
+
+
+@apps.command("add-key")
+@click.argument("application_id")
+@click.option("--kid", required=True, help="Key id: the JWT header's kid selects this key.")
+@click.option(
+    "--public-key-file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM RSA public key.",
+)
+def add_key(application_id: str, kid: str, public_key_file: Path) -> None:
+    """Add a JWT verification key; the others stay valid (an overlap)."""
+    pem = _public_key(public_key_file)
+
+    async def add() -> None:
+        settings = KafkaSettings.from_env()
+        app = await lifecycle.current(settings, application_id)
+        await lifecycle.update(settings, application_id, public_keys={**app.public_keys, kid: pem})
+
+    _run(add())
+    click.echo(f"key {kid} added to {application_id}")
+
+
+@apps.command("remove-key")
+@click.argument("application_id")
+@click.option("--kid", required=True, help="The key id to remove ('default': the create key).")
+def remove_key(application_id: str, kid: str) -> None:
+    """Remove a JWT verification key; tokens it signed stop working within seconds."""
+
+    async def remove() -> None:
+        settings = KafkaSettings.from_env()
+        app = await lifecycle.current(settings, application_id)
+        if kid == "default" and app.public_key_pem:
+            await lifecycle.update(settings, application_id, public_key_pem=None)
+            return
+        if kid not in app.public_keys:
+            raise UnknownApplication(f"{application_id} has no key {kid!r}")
+        keys = {k: v for k, v in app.public_keys.items() if k != kid}
+        await lifecycle.update(settings, application_id, public_keys=keys)
+
+    _run(remove())
+    click.echo(f"key {kid} removed from {application_id}")
+
+
+@apps.command("revoke")
+@click.argument("application_id")
+def revoke(application_id: str) -> None:
+    """Revoke an application: every credential stops working within seconds."""
+    _run(lifecycle.revoke(KafkaSettings.from_env(), application_id))
+    click.echo(f"{application_id} revoked")

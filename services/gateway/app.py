@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -24,7 +24,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from events.dispatch import WorkflowRequested
-from services.gateway.auth import CHALLENGE, Applications, AuthError, authenticate
+from services.gateway.auth import Applications
+from services.gateway.body import BodyTooLarge, read_body
+from services.gateway.caller import identify
 from services.gateway.event_log import EventLog, EventLogUnavailable
 from services.gateway.idempotency import (
     FirstAttemptFailed,
@@ -34,26 +36,23 @@ from services.gateway.idempotency import (
     request_hash,
     valid_key,
 )
+from services.gateway.json_limits import json_limit_problems
 from services.gateway.metrics import RequestMetrics
 from services.gateway.problems import ProblemResponse, problem_response
 from services.gateway.rate_limit import RateLimiter, retry_after_header
 from services.gateway.settings import GatewaySettings
 from services.gateway.validation import validate_dispatch
+from services.internal_endpoints import bearer_matches, is_loopback
 
 log = logging.getLogger(__name__)
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 
 
-class Registry(Applications, Protocol):
-    @property
-    def loaded(self) -> bool: ...
-
-
 @dataclass
 class GatewayDeps:
     settings: GatewaySettings
-    applications: Registry
+    applications: Applications
     event_log: EventLog
     rate_limiter: RateLimiter = field(init=False)
     idempotency: IdempotencyCache = field(init=False)
@@ -63,25 +62,6 @@ class GatewayDeps:
             self.settings.rate_limit_per_s, self.settings.rate_limit_burst
         )
         self.idempotency = IdempotencyCache(self.settings.idempotency_cache_size)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing more than ``limit`` bytes whatever Content-Length says."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _BodyTooLarge()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge()
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -96,10 +76,9 @@ def _deps(request: Request) -> GatewayDeps:
 async def post_dispatch(request: Request) -> Response:
     deps = _deps(request)
     instance = request.url.path
-    try:
-        caller = authenticate(request.headers.getlist("authorization"), deps.applications)
-    except AuthError as exc:
-        return problem_response(401, str(exc), headers={"WWW-Authenticate": CHALLENGE})
+    caller = identify(request, deps.applications, jwt_leeway_s=deps.settings.jwt_leeway_s)
+    if isinstance(caller, Response):
+        return caller
     application_id = caller.application.application_id
 
     wait = deps.rate_limiter.acquire(application_id)
@@ -112,8 +91,8 @@ async def post_dispatch(request: Request) -> Response:
     if not _is_json(request.headers.get("content-type")):
         return problem_response(415, "send the dispatch as Content-Type: application/json")
     try:
-        raw = await _read_body(request, deps.settings.max_body_bytes)
-    except _BodyTooLarge:
+        raw = await read_body(request, deps.settings.max_body_bytes)
+    except BodyTooLarge:
         return problem_response(
             413, f"the body is larger than {deps.settings.max_body_bytes} bytes"
         )
@@ -121,6 +100,11 @@ async def post_dispatch(request: Request) -> Response:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return problem_response(400, f"the body is not valid JSON: {exc}")
+    beyond_limits = json_limit_problems(body, raw)
+    if beyond_limits:
+        return problem_response(
+            422, "Your request parameters did not validate.", invalid_parameters=beyond_limits
+        )
 
     key = request.headers.get("idempotency-key")
     if key is not None and not valid_key(key):
@@ -221,7 +205,17 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready"})
 
 
-async def metrics(_request: Request) -> Response:
+async def metrics(request: Request) -> Response:
+    settings = _deps(request).settings
+    token = settings.internal_token
+    # Metrics are for the deployment, not for clients of the public API.
+    guarded = bool(token) or not is_loopback(settings.host)
+    if guarded and not (token and bearer_matches(request.headers.get("authorization"), token)):
+        return problem_response(
+            401,
+            "/metrics needs Authorization: Bearer <DISPATCH_INTERNAL_TOKEN>",
+            headers={"WWW-Authenticate": 'Bearer realm="internal"'},
+        )
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

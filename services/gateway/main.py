@@ -20,8 +20,11 @@ from starlette.routing import BaseRoute
 from services.applications.registry import ApplicationRegistry
 from services.gateway.app import GatewayDeps, create_app
 from services.gateway.event_log import KafkaEventLog
+from services.gateway.http_protocol import BoundedHeadProtocol
 from services.gateway.mounts import InboundMount, mounted_routes, projector_client
 from services.gateway.settings import GatewaySettings
+from services.inbound.settings import CallbackAuth, CallbackAuthMissing
+from services.internal_endpoints import is_loopback
 from services.kafka import ensure_topics
 
 log = logging.getLogger("dispatch.gateway")
@@ -56,7 +59,7 @@ def build_app_from_env(*, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
         linger_ms=settings.producer_linger_ms,
     )
 
-    inbound = InboundMount(settings.kafka)
+    inbound = InboundMount(settings.kafka, CallbackAuth.from_env())
     projector = projector_client()
 
     async def connect_all() -> None:
@@ -80,7 +83,10 @@ def build_app_from_env(*, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
             await event_log.stop()
 
     deps = GatewayDeps(settings=settings, applications=registry, event_log=event_log)
-    routes = [*mounted_routes(inbound, registry, projector), *extra_routes]
+    routes = [
+        *mounted_routes(inbound, registry, projector, jwt_leeway_s=settings.jwt_leeway_s),
+        *extra_routes,
+    ]
     app = create_app(deps, extra_routes=routes, lifespan=lifespan)
     app.state.settings = settings
     return app
@@ -91,6 +97,21 @@ def main() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = GatewaySettings.from_env()
+    try:
+        callback_auth = CallbackAuth.from_env()
+    except CallbackAuthMissing as exc:
+        log.error("refusing to start: %s", exc)
+        raise SystemExit(2) from exc
+    if callback_auth.allow_unsigned and not callback_auth.signature_secret:
+        log.warning(
+            "accepting UNSIGNED status callbacks: anyone who reaches /v0.1/status can "
+            "complete any dispatch (local development only)"
+        )
+    if not is_loopback(settings.host) and not settings.internal_token:
+        log.warning(
+            "/metrics is refused to everyone: listening on %s without DISPATCH_INTERNAL_TOKEN",
+            settings.host,
+        )
     log.info(
         "listening on http://%s:%d (%d worker(s))", settings.host, settings.port, settings.workers
     )
@@ -100,6 +121,8 @@ def main() -> None:
         "access_log": False,
         "log_level": "info",
         "timeout_graceful_shutdown": 5,
+        # 431 for a request head over GATEWAY_MAX_HEADER_BYTES, without buffering it.
+        "http": BoundedHeadProtocol,
     }
     if settings.workers > 1:
         # Each worker is a process with its own producer, registry follower,

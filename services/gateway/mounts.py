@@ -16,6 +16,8 @@ from services.gateway.problems import problem_response
 from services.gateway.reads import ProjectorClient, read_routes
 from services.inbound.bootstrap import inbound_deps
 from services.inbound.routes import STATUS_PATH, inbound_routes
+from services.inbound.settings import CallbackAuth
+from services.internal_endpoints import internal_token
 from services.kafka import KafkaSettings
 from services.producer import RebuildingProducer
 
@@ -23,8 +25,9 @@ from services.producer import RebuildingProducer
 class InboundMount:
     """``POST /v0.1/status``; answers 503 (the provider retries) until started."""
 
-    def __init__(self, kafka: KafkaSettings) -> None:
+    def __init__(self, kafka: KafkaSettings, auth: CallbackAuth) -> None:
         self._kafka = kafka
+        self._auth = auth
         self._endpoint: Route | None = None
         self._resources = contextlib.AsyncExitStack()
 
@@ -33,7 +36,7 @@ class InboundMount:
         await producer.start()
         self._resources.push_async_callback(producer.stop)
         deps = await self._resources.enter_async_context(
-            inbound_deps(self._kafka, producer, projector_url())
+            inbound_deps(self._kafka, producer, projector_url(), self._auth)
         )
         routes = inbound_routes(deps)
         self._endpoint = next(r for r in routes if r.path == STATUS_PATH)
@@ -60,10 +63,14 @@ def projector_url() -> str:
 
 
 def projector_client() -> ProjectorClient:
-    return ProjectorClient(projector_url())
+    return ProjectorClient(projector_url(), token=internal_token())
 
 
 def mounted_routes(
-    inbound: InboundMount, applications: Applications, projector: ProjectorClient
+    inbound: InboundMount,
+    applications: Applications,
+    projector: ProjectorClient,
+    *,
+    jwt_leeway_s: float,
 ) -> list[BaseRoute]:
-    return [inbound.route(), *read_routes(applications, projector)]
+    return [inbound.route(), *read_routes(applications, projector, jwt_leeway_s=jwt_leeway_s)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -21,7 +21,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.gateway.auth import CHALLENGE, Applications, AuthError, authenticate
+from services.gateway.auth import Applications
+from services.gateway.bearer import DEFAULT_LEEWAY_S
+from services.gateway.caller import identify
 from services.gateway.problems import problem_response
 
 log = logging.getLogger(__name__)
@@ -48,10 +50,16 @@ class ProjectorClient:
     # retried for this long before it counts as "no such dispatch".
     fresh_wait_s: float = 1.5
     transport: httpx.AsyncBaseTransport | None = None  # tests pass an in-process one
+    # DISPATCH_INTERNAL_TOKEN: the projector requires it when not on loopback.
+    token: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self._client = httpx.AsyncClient(
-            base_url=self.base_url, timeout=self.timeout_s, transport=self.transport
+            base_url=self.base_url,
+            timeout=self.timeout_s,
+            transport=self.transport,
+            headers=headers,
         )
 
     async def close(self) -> None:
@@ -74,14 +82,15 @@ class ProjectorClient:
             await asyncio.sleep(0.1)
 
 
-def read_routes(applications: Applications, projector: ProjectorClient) -> list[Route]:
+def read_routes(
+    applications: Applications,
+    projector: ProjectorClient,
+    *,
+    jwt_leeway_s: float = DEFAULT_LEEWAY_S,
+) -> list[Route]:
     def caller(request: Request) -> str | Response:
-        try:
-            return authenticate(
-                request.headers.getlist("authorization"), applications
-            ).application.application_id
-        except AuthError as exc:
-            return problem_response(401, str(exc), headers={"WWW-Authenticate": CHALLENGE})
+        found = identify(request, applications, jwt_leeway_s=jwt_leeway_s)
+        return found if isinstance(found, Response) else found.application.application_id
 
     async def owned(request: Request, path: str) -> dict[str, Any] | Response:
         who = caller(request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from services.internal_endpoints import internal_token
 from services.kafka import KafkaSettings
 
 
@@ -34,6 +35,11 @@ class GatewaySettings:
     # Producer batching: a few ms of linger puts many dispatches in one
     # produce request, which is most of the CPU saved per dispatch.
     producer_linger_ms: int = 5
+    # Clock skew tolerated on a Bearer JWT's iat, nbf and exp.
+    jwt_leeway_s: float = 30.0
+    # Guards /metrics (always when set; when listening beyond loopback,
+    # /metrics is refused to everyone without it).
+    internal_token: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -48,4 +54,6 @@ class GatewaySettings:
             idempotency_cache_size=_env_int("GATEWAY_IDEMPOTENCY_CACHE_SIZE", 10_000),
             workers=_env_int("GATEWAY_WORKERS", 1),
             producer_linger_ms=_env_int("GATEWAY_PRODUCER_LINGER_MS", 5),
+            jwt_leeway_s=_env_float("GATEWAY_JWT_LEEWAY_S", 30.0),
+            internal_token=internal_token(),
         )

@@ -33,8 +33,14 @@ class MessageLookup(Protocol):
 
 
 class ReadSideLookup:
-    def __init__(self, projector_url: str, *, wait_s: float = 2.0, timeout_s: float = 2.0) -> None:
-        self._projector = ProjectorClient(projector_url, timeout_s=timeout_s, fresh_wait_s=wait_s)
+    def __init__(
+        self, projector_url: str, *, wait_s: float = 2.0, timeout_s: float = 2.0, token: str = ""
+    ) -> None:
+        # ``token``: the internal token the projector's API asks for when it
+        # listens beyond loopback (services/internal_endpoints.py).
+        self._projector = ProjectorClient(
+            projector_url, timeout_s=timeout_s, fresh_wait_s=wait_s, token=token
+        )
 
     async def lookup(self, message_uuid: str) -> MessageRef | None:
         if not message_uuid.isprintable() or "/" in message_uuid:

@@ -20,11 +20,13 @@ from starlette.routing import Route
 
 from events.codec import encode, from_json
 from events.references import parse_client_ref
+from services.gateway.body import BodyTooLarge, read_body
+from services.gateway.json_limits import json_limit_problems
 from services.gateway.problems import problem_response
 from services.gateway.rate_limit import RateLimiter, retry_after_header
 from services.inbound.callback import StatusCallback, invalid_parameters, status_event
 from services.inbound.lookup import LookupUnavailable, MessageLookup, MessageRef
-from services.inbound.signature import InvalidSignature, verify
+from services.inbound.signature import DEFAULT_MAX_AGE_S, InvalidSignature, verify
 from services.producer import EventWriter, ProducerUnavailable
 
 log = logging.getLogger(__name__)
@@ -41,8 +43,11 @@ class InboundDeps:
     # producer wedged by a broker restart is replaced, not kept failing.
     producer: EventWriter
     events_topic: str
-    # When set, every callback must carry a valid signature (401 otherwise).
+    # Every callback must be signed with this (401 otherwise, before anything
+    # is looked up or written), unless unsigned callbacks are explicitly allowed.
     signature_secret: str = ""
+    allow_unsigned: bool = False
+    signature_max_age_s: float = DEFAULT_MAX_AGE_S
     # Callbacks admitted per second (and burst) on this process: a provider
     # that floods, or someone posting for it, gets 429 before any work.
     rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(2000.0, 4000))
@@ -69,15 +74,18 @@ def inbound_routes(deps: InboundDeps) -> list[Route]:
         content_type = request.headers.get("content-type", "")
         if content_type.split(";")[0].strip().lower() != "application/json":
             return problem_response(415, "Status callbacks must be application/json.")
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        try:  # streamed with a running cap, never read whole first
+            body = await read_body(request, MAX_BODY_BYTES)
+        except BodyTooLarge:
             return problem_response(413, f"The body exceeds {MAX_BODY_BYTES} bytes.")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return problem_response(413, f"The body exceeds {MAX_BODY_BYTES} bytes.")
-        if deps.signature_secret:
+        if not deps.allow_unsigned:
             try:
-                verify(request.headers.get("authorization"), body, deps.signature_secret)
+                verify(
+                    request.headers.get("authorization"),
+                    body,
+                    deps.signature_secret,
+                    max_age_s=deps.signature_max_age_s,
+                )
             except InvalidSignature as exc:
                 return problem_response(
                     401, str(exc), headers={"WWW-Authenticate": 'Bearer realm="status"'}
@@ -88,6 +96,10 @@ def inbound_routes(deps: InboundDeps) -> list[Route]:
             return problem_response(400, "The body is not valid JSON.")
         if not isinstance(raw, dict):
             return problem_response(422, "The body must be a JSON object.")
+        if beyond_limits := json_limit_problems(raw, body):
+            return problem_response(
+                422, "The status callback has invalid fields.", invalid_parameters=beyond_limits
+            )
         try:
             callback = StatusCallback.model_validate(raw)
         except ValidationError as exc:

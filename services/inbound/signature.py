@@ -10,8 +10,11 @@ import uuid
 
 import jwt
 
-# Clock skew tolerated between the provider and us.
-LEEWAY_S = 300
+# Clock skew tolerated between the provider and us (a token "issued" this far
+# in the future is still accepted).
+CLOCK_SKEW_S = 30
+# A callback signed longer ago than this is refused as stale (a replay).
+DEFAULT_MAX_AGE_S = 300.0
 
 
 class InvalidSignature(Exception):
@@ -29,8 +32,18 @@ def sign(body: bytes, secret: str, *, now: float | None = None) -> str:
     return "Bearer " + jwt.encode(claims, secret, algorithm="HS256")
 
 
-def verify(authorization: str | None, body: bytes, secret: str) -> None:
-    """Raise :class:`InvalidSignature` unless ``authorization`` signs ``body``."""
+def verify(
+    authorization: str | None,
+    body: bytes,
+    secret: str,
+    *,
+    max_age_s: float = DEFAULT_MAX_AGE_S,
+    now: float | None = None,
+) -> None:
+    """Raise :class:`InvalidSignature` unless ``authorization`` signs ``body``
+    and was issued within the last ``max_age_s`` seconds."""
+    if not secret:  # nothing can verify: fail closed
+        raise InvalidSignature("status callbacks cannot be verified here")
     if not authorization:
         raise InvalidSignature("missing Authorization header")
     scheme, _, token = authorization.partition(" ")
@@ -42,13 +55,18 @@ def verify(authorization: str | None, body: bytes, secret: str) -> None:
             token.strip(),
             secret,
             algorithms=["HS256"],
-            options={"require": ["iat", "payload_hash"]},
-            leeway=LEEWAY_S,
+            options={"require": ["iat", "payload_hash"], "verify_iat": False},
+            leeway=CLOCK_SKEW_S,
         )
     except jwt.PyJWTError as exc:
         raise InvalidSignature(f"invalid token: {exc}") from exc
+    now = time.time() if now is None else now
     iat = claims.get("iat")
-    if not isinstance(iat, int | float) or iat > time.time() + LEEWAY_S:
+    if isinstance(iat, bool) or not isinstance(iat, int | float):
+        raise InvalidSignature("token iat is not a number")
+    if iat > now + CLOCK_SKEW_S:
         raise InvalidSignature("token issued in the future")
+    if iat < now - max_age_s:
+        raise InvalidSignature(f"token is stale: issued more than {max_age_s:g} s ago")
     if claims.get("payload_hash") != payload_hash(body):
         raise InvalidSignature("payload_hash does not match the body")

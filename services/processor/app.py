@@ -45,6 +45,7 @@ from events.codec import UndecodableMessage, decode_event, encode
 from events.commands import DeliverWebhook, SendMessage
 from events.dispatch import Tick
 from services.kafka import track_topics
+from services.kafka_security import faust_credentials
 from services.processor import metrics
 from services.processor.changelog import TableWriter, table_reader
 from services.processor.config import TABLES, ProcessorConfig
@@ -92,6 +93,7 @@ def build_app(config: ProcessorConfig) -> faust.App:
     app = faust.App(
         config.full_app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
+        broker_credentials=faust_credentials(),  # TLS/SASL when configured
         store=config.store,
         datadir=str(config.data_dir),
         topic_partitions=kafka.partitions,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 import faust
-from prometheus_client import start_http_server
 
+from services.internal_endpoints import InternalTokenMissing, serve_metrics, token_for
 from services.kafka import ensure_topics
 from services.processor.app import build_app
 from services.processor.config import ProcessorConfig
@@ -25,7 +26,15 @@ def main() -> None:
     # partition count before faust starts (see ``changelog_specs``).
     asyncio.run(ensure_topics(config.kafka, extra=config.changelog_specs()))
     if config.metrics_port:
-        start_http_server(config.metrics_port, addr="0.0.0.0")
+        # Loopback unless PROCESSOR_METRICS_HOST says otherwise (then behind
+        # DISPATCH_INTERNAL_TOKEN): see docs/security.md.
+        host = os.environ.get("PROCESSOR_METRICS_HOST", "127.0.0.1")
+        try:
+            token = token_for(host, "processor metrics")
+        except InternalTokenMissing as exc:
+            logging.getLogger("dispatch.processor").error("refusing to start: %s", exc)
+            raise SystemExit(2) from exc
+        serve_metrics(config.metrics_port, host, token)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     app = build_app(config)
     logging.getLogger("dispatch.processor").info(

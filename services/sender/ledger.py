@@ -32,6 +32,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from events.codec import UndecodableMessage, decode_event, encode, from_json, to_json
 from events.dispatch import MessageOutcomeUnknown, MessageSendFailed, MessageSubmitted
 from services.kafka import KafkaSettings, follow_from_beginning, new_topic, reached
+from services.kafka_security import client_options
 from services.producer import EventWriter
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ async def ensure_ledger_topic(settings: KafkaSettings, retention_ms: int) -> Non
         settings.partitions,
         {"cleanup.policy": "compact,delete", "retention.ms": str(retention_ms)},
     )
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **client_options())
     await admin.start()
     try:
         if spec.name not in set(await admin.list_topics()):

@@ -23,6 +23,7 @@ from events.commands import SendMessage
 from events.references import client_ref
 from services.dead_letters import DeadLetters
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
+from services.kafka_security import client_options
 from services.producer import EventWriter, until_written
 from services.sender.config import SenderConfig
 from services.sender.ledger import Intent, Ledger, Outcome
@@ -79,6 +80,7 @@ class SenderWorker:
     async def run(self, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.bootstrap_servers,
+            **client_options(),
             group_id=self._config.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

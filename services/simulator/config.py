@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from services.secret_env import env_secret
+
 
 @dataclass(frozen=True)
 class SimulatorConfig:
@@ -37,7 +39,7 @@ class SimulatorConfig:
             speed=float(env.get("SIMULATOR_SPEED", "1")),
             seed=int(seed) if seed else None,
             rules_path=env.get("SIMULATOR_RULES", ""),
-            signature_secret=env.get("SIMULATOR_SIGNATURE_SECRET", ""),
+            signature_secret=env_secret("SIMULATOR_SIGNATURE_SECRET"),
             latency_ms=float(env.get("SIMULATOR_LATENCY_MS", "0")),
             api_key=env.get("SIMULATOR_API_KEY", ""),
             api_secret=env.get("SIMULATOR_API_SECRET", ""),

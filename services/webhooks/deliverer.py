@@ -29,6 +29,7 @@ from events.dispatch import WebhookAbandoned, WebhookDelivered
 from services.applications.registry import ApplicationRegistry
 from services.dead_letters import DeadLetters
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
+from services.kafka_security import client_options
 from services.producer import RebuildingProducer, until_written
 from services.webhooks import signing
 from services.webhooks.config import WebhookSettings
@@ -91,6 +92,7 @@ class Deliverer:
     async def run(self, stop: asyncio.Event, ready: Callable[[], None] | None = None) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.bootstrap_servers,
+            **client_options(),
             group_id=self._config.consumer_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

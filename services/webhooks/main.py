@@ -12,6 +12,7 @@ import os
 import signal
 
 from services.applications.registry import ApplicationRegistry
+from services.applications.sealing import KEYS_VARIABLE, SealingError, SecretKeys
 from services.kafka import KafkaSettings, ensure_topics
 from services.producer import RebuildingProducer
 from services.webhooks.config import WebhookSettings
@@ -23,13 +24,18 @@ log = logging.getLogger("dispatch.webhooks")
 
 
 async def serve(stop: asyncio.Event) -> None:
+    keys = SecretKeys.from_env()
+    if keys is None:
+        # Signature secrets are sealed on the registry: without the key the
+        # deliverer could not sign a single webhook.
+        raise SealingError(f"{KEYS_VARIABLE} is not set: cannot open signature secrets")
     settings = KafkaSettings.from_env()
     config = WebhookSettings.from_env()
     await ensure_topics(settings)
     # As many state partitions as command partitions: state follows its command.
     commands = await partition_count(settings, settings.topics.webhooks)
     await ensure_state_topic(settings, commands or settings.partitions, config.state_retention_s)
-    registry = ApplicationRegistry(settings)
+    registry = ApplicationRegistry(settings, keys)
     await registry.start()
     # Rebuilt when it fails: a broker restart can leave an idempotent
     # producer failing every write (services/producer.py).
@@ -64,7 +70,11 @@ def main() -> None:
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(_main())
+    try:
+        asyncio.run(_main())
+    except SealingError as exc:
+        log.error("refusing to start: %s", exc)
+        raise SystemExit(2) from exc
 
 
 if __name__ == "__main__":

@@ -39,11 +39,45 @@ def check_url(url: str) -> tuple[str, int]:
     return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
-def is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+# IPv6 forms that carry an IPv4 address, which the network may route to it:
+# IPv4-compatible (::a.b.c.d, deprecated but still routed by some stacks),
+# NAT64's well-known prefix (RFC 6052) and its local-use prefix (RFC 8215,
+# refused outright: its embedding depends on the operator's prefix length).
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    found = [a for a in (ip.ipv4_mapped, ip.sixtofour) if a is not None]
+    if ip.teredo is not None:
+        found.extend(ip.teredo)
+    if ip in _NAT64_WELL_KNOWN or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        found.append(low32)
+    return found
+
+
+def _public_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return ip.is_global and not ip.is_multicast
+
+
+def is_public(address: str) -> bool:
+    """Whether ``address`` is a public unicast address, looking through every
+    IPv6 form that embeds an IPv4 address (mapped, compatible, NAT64, 6to4,
+    Teredo): ``64:ff9b::7f00:1`` reaches 127.0.0.1 through a NAT64 gateway."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64_LOCAL_USE:
+            return False
+        embedded = _embedded_ipv4(ip)
+        if ip.ipv4_mapped is not None:
+            return _public_ip(ip.ipv4_mapped)
+        if embedded and not all(_public_ip(a) for a in embedded):
+            return False
+        if ip in _IPV4_COMPATIBLE and int(ip) > 1:
+            return True  # judged by its IPv4 address above (::/8 is "reserved")
+    return _public_ip(ip)
 
 
 async def system_resolver(host: str, port: int) -> list[str]:

@@ -25,6 +25,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from events.codec import from_json, to_json
 from events.commands import DeliverWebhook
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings, new_topic
+from services.kafka_security import client_options
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def decode_state(data: bytes) -> DeliveryState:
 
 async def partition_count(settings: KafkaSettings, topic: str) -> int:
     """Partitions of ``topic``; 0 if it does not exist."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **client_options())
     await admin.start()
     try:
         [described] = await admin.describe_topics([topic])
@@ -89,7 +90,7 @@ async def ensure_state_topic(
     webhook) and time-limited, so finished webhooks do not pile up forever. A
     pending webhook's record is rewritten at every attempt, at most
     ``WEBHOOK_RETRY_MAX_S`` apart, so it never ages out while pending."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **client_options())
     await admin.start()
     try:
         name = state_topic(settings)
@@ -120,6 +121,7 @@ async def read_states(
     topic = state_topic(settings)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
+        **client_options(),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -9,6 +9,7 @@ docs/webhooks.md.
 from __future__ import annotations
 
 import asyncio
+from http import HTTPStatus
 from typing import Protocol
 
 import aiohttp
@@ -16,8 +17,8 @@ import httpx
 
 from services.webhooks.config import WebhookSettings
 from services.webhooks.policy import AttemptResult, parse_retry_after
-
-EXCERPT_CHARS = 200
+from services.webhooks.resolver import GuardedResolver
+from services.webhooks.safety import Resolver, system_resolver
 
 
 class Transport(Protocol):
@@ -31,13 +32,27 @@ class Transport(Protocol):
 def make_transport(config: WebhookSettings) -> Transport:
     if config.http_client == "aiohttp":
         return AiohttpTransport(config)
+    if not config.allow_private:
+        # httpx resolves names itself, after (and apart from) the address
+        # check: a name rebound to a private address in between would be
+        # reached. aiohttp connects through the checking resolver.
+        raise ValueError(
+            "WEBHOOK_HTTP_CLIENT=httpx cannot pin the checked address; use aiohttp "
+            "(the default) unless WEBHOOK_ALLOW_PRIVATE=1"
+        )
     return HttpxTransport(config)
 
 
-def _excerpt(status: int, received: bytes) -> str:
+def _excerpt(status: int, _received: bytes) -> str:
+    """A fixed reason for the status, never the receiver's words: what it
+    answered reaches tenant-visible history, and a receiver (or whatever a
+    URL points at) must not be able to write into it."""
     if 200 <= status < 300:
         return ""
-    return " ".join(received.decode("utf-8", "replace").split())[:EXCERPT_CHARS]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "unrecognised status"
 
 
 def _budget(config: WebhookSettings) -> float:
@@ -98,8 +113,9 @@ class HttpxTransport:
 
 
 class AiohttpTransport:
-    def __init__(self, config: WebhookSettings) -> None:
+    def __init__(self, config: WebhookSettings, *, lookup: Resolver = system_resolver) -> None:
         self._config = config
+        self._lookup = lookup  # tests pass a rebinding DNS
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -107,7 +123,16 @@ class AiohttpTransport:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 # limit=0: no global cap, concurrency is bounded per endpoint.
-                connector=aiohttp.TCPConnector(limit=0, use_dns_cache=True),
+                connector=aiohttp.TCPConnector(
+                    limit=0,
+                    # Only checked addresses are cached, and only they are used.
+                    use_dns_cache=True,
+                    resolver=GuardedResolver(
+                        allow_private=self._config.allow_private,
+                        lookup=self._lookup,
+                        timeout_s=self._config.connect_timeout_s,
+                    ),
+                ),
                 timeout=aiohttp.ClientTimeout(
                     total=_budget(self._config),
                     sock_connect=self._config.connect_timeout_s,

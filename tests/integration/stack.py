@@ -28,6 +28,8 @@ from services.webhooks.verify import verify_webhook
 from tests.conftest import kafka_env
 from tests.processes import BIN, Process, free_port
 
+CALLBACK_SECRET = "stack-callback-signature-secret-32-bytes"
+
 
 @dataclass
 class Receiver:
@@ -132,6 +134,9 @@ class Stack:
             "GATEWAY_RATE_LIMIT_PER_S": "0",
             # Digit 6 answers after 60 s / speed: past this, the outcome is unknown.
             "PROVIDER_READ_TIMEOUT_S": "5",
+            # The provider (simulator) signs status callbacks; the gateway verifies.
+            "INBOUND_SIGNATURE_SECRET": CALLBACK_SECRET,
+            "SIMULATOR_SIGNATURE_SECRET": CALLBACK_SECRET,
             **self.extra_env,
         }
 

@@ -12,8 +12,9 @@ import pytest
 
 from events.codec import decode_application
 from services.applications.credentials import verify_secret
+from services.applications.sealing import SecretKeys
 from services.kafka import KafkaSettings
-from tests.conftest import kafka_env
+from tests.conftest import TEST_SECRETS_KEYS, kafka_env
 from tests.kafka_helpers import read_records
 from tests.processes import BIN
 
@@ -52,7 +53,12 @@ async def test_create_prints_credentials_once_and_stores_a_hash(
     assert shown["api_secret"].encode() not in record.value
     stored = decode_application(record.value)
     assert stored.api_key == shown["api_key"]
-    assert stored.signature_secret == shown["signature_secret"]
+    # The signature secret is stored sealed (docs/security.md), never in clear.
+    assert shown["signature_secret"].encode() not in record.value
+    assert (
+        SecretKeys.parse(TEST_SECRETS_KEYS).open(stored.signature_secret)
+        == (shown["signature_secret"])
+    )
     assert stored.status_url == "https://example.com/status"
     assert verify_secret(shown["api_secret"], stored.api_secret_hash)
     assert not verify_secret(shown["api_secret"] + "x", stored.api_secret_hash)

@@ -17,6 +17,9 @@ from services.kafka import KafkaSettings
 from tests.conftest import kafka_env
 from tests.processes import BIN, Process, free_port
 
+# What the gateways of these tests verify status callbacks with.
+CALLBACK_SECRET = "test-callback-signature-secret-32-bytes"
+
 
 def start_gateway(
     settings: KafkaSettings,
@@ -27,7 +30,12 @@ def start_gateway(
     **env: str,
 ) -> tuple[Process, str]:
     port = free_port()
-    full_env = {**kafka_env(settings), "GATEWAY_PORT": str(port), **env}
+    full_env = {
+        **kafka_env(settings),
+        "GATEWAY_PORT": str(port),
+        "INBOUND_SIGNATURE_SECRET": CALLBACK_SECRET,
+        **env,
+    }
     if bootstrap is not None:
         full_env["KAFKA_BOOTSTRAP"] = bootstrap
     process = Process(name, ["dispatch-gateway"], full_env, log_dir)

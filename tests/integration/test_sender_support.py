@@ -22,6 +22,7 @@ from events.commands import SendMessage
 from events.dispatch import DispatchEvent
 from services.inbound.bootstrap import inbound_deps
 from services.inbound.routes import inbound_routes
+from services.inbound.settings import CallbackAuth
 from services.kafka import KafkaSettings, make_producer
 from services.simulator.default_rules import DEFAULT_RULES
 from tests.conftest import kafka_env
@@ -140,7 +141,9 @@ async def inbound_server(
                 settings,
                 producer,
                 f"http://127.0.0.1:{free_port()}",
-                signature_secret=signature_secret,
+                CallbackAuth(
+                    signature_secret=signature_secret, allow_unsigned=not signature_secret
+                ),
             )
         )
         async with _serve(Starlette(routes=inbound_routes(deps))) as url:

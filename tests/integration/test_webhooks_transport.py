@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from services.webhooks.config import WebhookSettings
-from services.webhooks.policy import is_retryable
+from services.webhooks.policy import describe, is_retryable
 from services.webhooks.transport import make_transport
 from tests.integration.test_webhooks import Answer, Receiver
 from tests.processes import free_port
@@ -16,18 +16,26 @@ CLIENTS = ["httpx", "aiohttp"]
 
 
 def settings(client: str) -> WebhookSettings:
+    # Receivers here listen on loopback.
     return WebhookSettings(
-        http_client=client, connect_timeout_s=1, read_timeout_s=0.5, max_response_bytes=1024
+        http_client=client,
+        connect_timeout_s=1,
+        read_timeout_s=0.5,
+        max_response_bytes=1024,
+        allow_private=True,
     )
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-async def test_answers_are_reported_with_retry_after_and_a_capped_excerpt(client: str) -> None:
+async def test_answers_are_reported_with_retry_after_and_a_fixed_reason(client: str) -> None:
     transport = make_transport(settings(client))
     try:
         async with Receiver() as receiver:
             receiver.scripts["/busy"] = lambda n: Answer(429, headers={"Retry-After": "7"})
             receiver.scripts["/huge"] = lambda n: Answer(400, body=b"x" * 5_000_000)
+            receiver.scripts["/leaky"] = lambda n: Answer(
+                500, body=b"<html>db password hunter2 at 10.0.0.5</html>"
+            )
             sent = b'{"a":1}'
             ok = await transport.post(
                 receiver.url("/ok"), sent, {"Content-Type": "application/json"}, now=0
@@ -40,7 +48,11 @@ async def test_answers_are_reported_with_retry_after_and_a_capped_excerpt(client
 
             huge = await transport.post(receiver.url("/huge"), sent, {}, now=0)
             assert huge.http_status == 400
-            assert huge.body_excerpt == "x" * 200
+            assert describe(huge) == "HTTP 400: Bad Request"
+            # What reaches tenant-visible history is the status and a fixed
+            # reason, never the receiver's words.
+            leaky = await transport.post(receiver.url("/leaky"), sent, {}, now=0)
+            assert describe(leaky) == "HTTP 500: Internal Server Error"
     finally:
         await transport.aclose()
 

@@ -40,7 +40,7 @@ def test_every_process_entry_point_has_a_service() -> None:
     commands = {
         service["command"][0]  # type: ignore[index]
         for name, service in _services().items()
-        if name != "kafka"
+        if name != "kafka" and service.get("restart") != "no"  # one-shot CLI runs
     }
     assert processes == commands
 
@@ -65,10 +65,17 @@ def _env(service: dict[str, object]) -> dict[str, str]:
     return {str(k): str(v) for k, v in env.items()}
 
 
+def _processes() -> dict[str, dict[str, object]]:
+    """Every long-running Dispatch process (not the broker, not one-shot jobs)."""
+    return {
+        name: service
+        for name, service in _services().items()
+        if name != "kafka" and service.get("restart") != "no"
+    }
+
+
 def test_every_process_takes_replication_from_configuration() -> None:
-    for name, service in _services().items():
-        if name == "kafka":
-            continue
+    for name, service in _processes().items():
         env = _env(service)
         assert env["DISPATCH_REPLICATION_FACTOR"] == "${DISPATCH_REPLICATION_FACTOR:-1}", name
         assert env["DISPATCH_MIN_INSYNC_REPLICAS"] == "${DISPATCH_MIN_INSYNC_REPLICAS:-}", name
@@ -95,7 +102,7 @@ def test_the_cluster_profile_runs_three_brokers_that_form_one_quorum() -> None:
 
 def test_the_cluster_profile_replicates_every_process_topics_three_times() -> None:
     base, override = _services(), _cluster_override()
-    processes = {name for name in base if name != "kafka"}
+    processes = set(_processes())
     assert processes <= set(override)
     for name in processes:
         env = {**_env(base[name]), **_env(override[name])}
@@ -105,3 +112,25 @@ def test_the_cluster_profile_replicates_every_process_topics_three_times() -> No
         depends = override[name]["depends_on"]
         assert isinstance(depends, dict)
         assert set(depends) == {"kafka", "kafka-2", "kafka-3"}, name
+
+
+def test_callbacks_are_signed_with_a_generated_secret_and_ports_are_on_loopback() -> None:
+    services = _services()
+    init = services["secrets"]
+    assert init["command"][:3] == ["dispatch", "secrets", "generate"]  # type: ignore[index]
+    callback_secret, internal_token, keys = init["command"][3:]  # type: ignore[index]
+    for name, variable, secret_file in (
+        ("gateway", "INBOUND_SIGNATURE_SECRET_FILE", callback_secret),
+        ("simulator", "SIMULATOR_SIGNATURE_SECRET_FILE", callback_secret),
+        ("gateway", "DISPATCH_INTERNAL_TOKEN_FILE", internal_token),
+        ("projector", "DISPATCH_INTERNAL_TOKEN_FILE", internal_token),
+        ("webhooks", "DISPATCH_SECRETS_KEYS_FILE", keys),
+        ("gateway", "DISPATCH_SECRETS_KEYS_FILE", keys),
+    ):
+        service = services[name]
+        assert service["environment"][variable] == secret_file  # type: ignore[index]
+        depends = service["depends_on"]["secrets"]  # type: ignore[index]
+        assert depends["condition"] == "service_completed_successfully"
+    for name, service in services.items():
+        for port in service.get("ports", []):  # type: ignore[attr-defined]
+            assert str(port).startswith("127.0.0.1:"), (name, port)

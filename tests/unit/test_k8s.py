@@ -106,3 +106,39 @@ def test_the_projector_keeps_its_read_models_in_postgresql() -> None:
     assert "volumes" not in projector["spec"]["template"]["spec"]
     [config] = [r for r in _resources() if r["metadata"]["name"] == "dispatch-config"]
     assert "PROJECTOR_DB" not in config["data"]
+
+
+def test_every_workload_requires_the_secret_holding_the_callback_secret() -> None:
+    # An optional Secret would let the gateway start (and refuse to) without
+    # INBOUND_SIGNATURE_SECRET instead of failing to schedule, visibly.
+    with_secrets = set()
+    for resource in _resources():
+        if resource["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        for container in resource["spec"]["template"]["spec"]["containers"]:
+            for source in container.get("envFrom", []):
+                if "secretRef" in source:
+                    assert not source["secretRef"].get("optional", False), resource["metadata"]
+                    with_secrets.add(resource["metadata"]["name"])
+    assert "dispatch-gateway" in with_secrets
+    config = (ROOT / "k8s" / "config.yaml").read_text()
+    assert "INBOUND_SIGNATURE_SECRET" in config
+
+
+def test_internal_endpoints_are_fenced_by_network_policies() -> None:
+    policies = {
+        r["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]: r
+        for r in _resources()
+        if r["kind"] == "NetworkPolicy"
+    }
+    projector = policies["dispatch-projector"]["spec"]
+    assert projector["policyTypes"] == ["Ingress"]
+    (rule,) = projector["ingress"]
+    assert rule["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "dispatch-gateway"}}}
+    ]
+    assert [p["port"] for p in rule["ports"]] == [8070]
+    processor = policies["dispatch-processor"]["spec"]
+    assert [p["port"] for r in processor["ingress"] for p in r["ports"]] == [9102]
+    config = (ROOT / "k8s" / "config.yaml").read_text()
+    assert "DISPATCH_INTERNAL_TOKEN" in config

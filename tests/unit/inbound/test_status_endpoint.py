@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -62,6 +63,7 @@ def _client(
         producer=producer,
         events_topic=SETTINGS.topics.events,
         signature_secret=secret,
+        allow_unsigned=not secret,
     )
     app = Starlette(routes=inbound_routes(deps))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
@@ -179,6 +181,8 @@ async def test_a_signed_callback_is_accepted_when_a_secret_is_configured() -> No
         "Bearer not-a-jwt",
         "wrong-secret",
         "other-body",
+        "stale",
+        "future",
     ],
 )
 async def test_unsigned_or_badly_signed_callbacks_are_401(authorization: str | None) -> None:
@@ -187,6 +191,10 @@ async def test_unsigned_or_badly_signed_callbacks_are_401(authorization: str | N
     headers: dict[str, str] = {}
     if authorization == "wrong-secret":
         headers["authorization"] = sign(body, "not-the-secret-but-also-32-bytes-long")
+    elif authorization == "stale":  # a replay of a callback signed 6 minutes ago
+        headers["authorization"] = sign(body, SECRET, now=time.time() - 360)
+    elif authorization == "future":
+        headers["authorization"] = sign(body, SECRET, now=time.time() + 120)
     elif authorization == "other-body":
         headers["authorization"] = sign(orjson.dumps(_status(status="read")), SECRET)
     elif authorization is not None:
@@ -195,6 +203,23 @@ async def test_unsigned_or_badly_signed_callbacks_are_401(authorization: str | N
         response = await _post(client, body, **headers)
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
+    assert producer.sent == []
+
+
+async def test_without_a_secret_nothing_is_accepted_unless_unsigned_is_allowed() -> None:
+    # Fail closed: a host that forgot the secret but did not opt into unsigned
+    # callbacks refuses every callback instead of accepting all of them.
+    producer = RecordingProducer()
+    deps = InboundDeps(
+        lookup=KnownMessages(), producer=producer, events_topic="t", signature_secret=""
+    )
+    app = Starlette(routes=inbound_routes(deps))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://gw"
+    ) as strict:
+        body = orjson.dumps(_status())
+        response = await _post(strict, body, authorization=sign(body, "x" * 32))
+    assert response.status_code == 401
     assert producer.sent == []
 
 
@@ -250,6 +275,7 @@ async def test_callbacks_past_the_rate_limit_get_429_and_write_nothing() -> None
                 lookup=KnownMessages(),
                 producer=producer,
                 events_topic=SETTINGS.topics.events,
+                allow_unsigned=True,
                 rate_limiter=deps_limiter,
             )
         )
@@ -264,3 +290,15 @@ async def test_callbacks_past_the_rate_limit_get_429_and_write_nothing() -> None
     assert answers[3].headers["retry-after"] == "1"
     assert answers[3].headers["content-type"] == "application/problem+json"
     assert len(producer.sent) == 3
+
+
+async def test_a_callback_nested_too_deep_is_422_and_writes_nothing() -> None:
+    client, producer = _client()
+    raw = orjson.dumps(_status(to="PLACEHOLDER")).replace(
+        b'"PLACEHOLDER"', b'{"a":' * 300 + b"1" + b"}" * 300
+    )
+    async with client:
+        response = await _post(client, raw)
+    assert response.status_code == 422
+    assert response.json()["invalid_parameters"][0]["name"].startswith("to.a.a")
+    assert producer.sent == []

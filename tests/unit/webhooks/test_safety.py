@@ -76,3 +76,27 @@ def test_endpoints_are_scheme_host_and_port() -> None:
     assert endpoint_of("http://hooks.example.com:8080/a") == "http://hooks.example.com:8080"
     assert endpoint_of("http://hooks.example.com/a") != endpoint_of("https://hooks.example.com/a")
     assert not is_public("192.168.0.1") and is_public("8.8.8.8")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::7f00:1",  # IPv4-compatible 127.0.0.1
+        "::a00:1",  # IPv4-compatible 10.0.0.1
+        "64:ff9b::7f00:1",  # NAT64 (well-known prefix) of 127.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254, the cloud metadata service
+        "64:ff9b:1::a00:1",  # NAT64 local-use prefix
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:c0a8:1::1",  # 6to4 of 192.168.0.1
+        "::ffff:10.0.0.1",  # IPv4-mapped
+    ],
+)
+def test_ipv6_forms_of_private_ipv4_addresses_are_not_public(address: str) -> None:
+    assert not is_public(address)
+
+
+@pytest.mark.parametrize(
+    "address", ["64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8", "2606:4700::1111"]
+)
+def test_ipv6_forms_of_public_addresses_stay_public(address: str) -> None:
+    assert is_public(address)
