@@ -44,7 +44,7 @@ def test_the_gateway_refuses_to_start_without_a_callback_secret(
 
 
 async def _submitted(settings: KafkaSettings) -> tuple[uuid.UUID, str]:
-    """A message the gateway's index knows: its MessageSubmitted on the log."""
+    """A message sent for a dispatch: its MessageSubmitted on the log."""
     dispatch, message_uuid = uuid.uuid4(), str(uuid.uuid4())
     producer = make_producer(settings)
     await producer.start()
@@ -60,10 +60,12 @@ async def _submitted(settings: KafkaSettings) -> tuple[uuid.UUID, str]:
     return dispatch, message_uuid
 
 
-def _status(message_uuid: str) -> bytes:
+def _status(message_uuid: str, dispatch: uuid.UUID | None = None) -> bytes:
+    # A provider echoes the client_ref it was sent with (dispatch and step).
     return orjson.dumps(
         {
             "message_uuid": message_uuid,
+            "client_ref": f"{dispatch or uuid.uuid4()}:0",
             "to": {"type": "sms", "number": "447700900000"},
             "from": {"type": "sms", "number": "447700900001"},
             "timestamp": "2026-01-01T12:00:00Z",
@@ -94,7 +96,7 @@ async def test_unsigned_forged_or_stale_callbacks_get_401_and_write_nothing(
     processes.append(gateway)
     wait_ready(base)
 
-    known, unknown = _status(message_uuid), _status(str(uuid.uuid4()))
+    known, unknown = _status(message_uuid, dispatch), _status(str(uuid.uuid4()))
     attempts = {
         "unsigned": (known, None),
         "unsigned, unknown message": (unknown, None),
@@ -137,7 +139,7 @@ async def test_unsigned_forged_or_stale_callbacks_get_401_and_write_nothing(
 async def test_unsigned_callbacks_only_when_explicitly_allowed(
     kafka_settings: KafkaSettings, processes: list[Process], tmp_path: Path
 ) -> None:
-    _, message_uuid = await _submitted(kafka_settings)
+    dispatch, message_uuid = await _submitted(kafka_settings)
     gateway, base = start_gateway(
         kafka_settings, tmp_path, INBOUND_SIGNATURE_SECRET="",
         INBOUND_ALLOW_UNSIGNED_CALLBACKS="1",
@@ -145,6 +147,6 @@ async def test_unsigned_callbacks_only_when_explicitly_allowed(
     processes.append(gateway)
     wait_ready(base)
     async with httpx.AsyncClient(timeout=10) as client:
-        answer = await _post(client, base, _status(message_uuid), None)
+        answer = await _post(client, base, _status(message_uuid, dispatch), None)
     assert answer.status_code == 204, answer.text
     assert "UNSIGNED status callbacks" in gateway.log()
