@@ -26,6 +26,7 @@ import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
 
 from events.topics import Topics
 from services.kafka import KafkaSettings, ensure_topics
@@ -179,13 +180,17 @@ class Load:
 
 
 async def describe_events(settings: KafkaSettings) -> tuple[list[dict[str, Any]], str]:
-    """The partitions of dispatch.events (leader, replicas, ISR) and its min ISR."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await admin.start()
-    try:
-        # A broker learns of a topic a moment after it is created, and until
-        # then answers for it with an error and no configs: ask again.
-        for _ in range(100):
+    """The partitions of dispatch.events (leader, replicas, ISR) and its min ISR.
+
+    Asked again on an error: a broker learns of a topic a moment after it is
+    created (until then it answers with an error and no configs), and the
+    admin client sends to any broker it knows of, the dead one included.
+    """
+    failure: object = None
+    for _ in range(100):
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        try:
+            await admin.start()
             [described] = await admin.describe_topics([settings.topics.events])
             [configs] = await admin.describe_configs(
                 [ConfigResource(ConfigResourceType.TOPIC, settings.topics.events)]
@@ -195,10 +200,13 @@ async def describe_events(settings: KafkaSettings) -> tuple[list[dict[str, Any]]
             if not described["error_code"] and not resource[0]:
                 entries = {entry[0]: entry[1] for entry in resource[4]}
                 return described["partitions"], entries["min.insync.replicas"]
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"{settings.topics.events} unknown: {described}, {resource}")
-    finally:
-        await admin.close()
+            failure = (described, resource)
+        except (KafkaError, OSError) as exc:
+            failure = exc
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"could not describe {settings.topics.events}: {failure}")
 
 
 def leader_of_most(partitions: list[dict[str, Any]]) -> tuple[int, int]:
