@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.integration.chaos import run_chaos  # noqa: E402
-from tests.integration.test_broker_restart import Broker  # noqa: E402
+from tests.integration.chaos import run_chaos
+from tests.integration.test_broker_restart import Broker
 
 
 async def main() -> int:
@@ -42,8 +42,7 @@ async def main() -> int:
     if args.instances > 1 and not args.store_url:
         parser.error("--instances above 1 needs --store-url (projectors share one store)")
     scale = {
-        kind: args.instances
-        for kind in ("gateway", "processor", "sender", "webhooks", "projector")
+        kind: args.instances for kind in ("gateway", "processor", "sender", "webhooks", "projector")
     }
     tmp = Path(tempfile.mkdtemp(prefix="bench-chaos-"))
     broker = Broker()
@@ -67,6 +66,8 @@ async def main() -> int:
     print(run.tally.table())
     for problem in run.tally.problems[:40]:
         print(f"  {problem}")
+    for answer in run.unexpected_answers[:10]:
+        print(f"  unexpected answer: {answer}")
     if run.processes_down_at_end:
         print(f"processes not running at the end: {run.processes_down_at_end}")
     t = run.tally
@@ -80,6 +81,7 @@ async def main() -> int:
         + t.timers_missing
         + t.timers_fired_twice
         + len(run.processes_down_at_end)
+        + len(run.unexpected_answers)
     )
     if bad:
         print(f"logs kept in {tmp}")

@@ -69,8 +69,24 @@ def body(i: int) -> bytes:
 
 
 def cpu_seconds(pid: int) -> float:
+    """CPU of a process and of its children: PostgreSQL serves each connection
+    from a child of its postmaster (its own, and those it has reaped)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    total = sum(int(f) for f in fields[11:15]) / TICKS
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            child_fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(child_fields[11]) + int(child_fields[12])) / TICKS
+    return total
+
+
+def postgres_pid(url: str) -> int | None:
+    """The postmaster of the local server ``scripts/postgres.sh`` runs at ``url``'s port."""
+    port = url.rsplit(":", 1)[1].split("/", 1)[0]
+    pidfile = ROOT / ".local" / f"postgres-{port}" / "postmaster.pid"
+    return int(pidfile.read_text().split()[0]) if pidfile.exists() else None
 
 
 def pct(values: list[float], q: float) -> float:
@@ -102,6 +118,10 @@ async def run_pipeline(
     if broker:
         pids["broker"] = broker
     pids["bench (client + receiver)"] = os.getpid()
+    if stack.store_url:
+        postgres = postgres_pid(stack.store_url)
+        if postgres:
+            pids["postgres"] = postgres
 
     async with httpx.AsyncClient(timeout=30) as client:
         # Warm up: the new application must be known, and every process up
@@ -127,7 +147,7 @@ async def run_pipeline(
                 i = queue.get_nowait()
                 sent = time.time()
                 r = await client.post(
-                    f"{stack.gateway}/v0.1/dispatch",
+                    f"{stack.next_gateway() or stack.gateway}/v0.1/dispatch",
                     content=body(i),
                     headers={**app.auth, "Content-Type": "application/json"},
                 )
@@ -238,6 +258,17 @@ async def main() -> None:
         help="each poster waits for its dispatch's final report before the next POST",
     )
     parser.add_argument("--speed", default="20", help="SIMULATOR_SPEED (20: delivered after 50 ms)")
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="of every process but the simulator (posts spread over the gateways)",
+    )
+    parser.add_argument(
+        "--store-url",
+        default=None,
+        help="projection store (PROJECTOR_STORE_URL); PostgreSQL for more than one projector",
+    )
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     os.environ["E2E_SIMULATOR_SPEED"] = args.speed
@@ -252,7 +283,16 @@ async def main() -> None:
         receiver = Receiver()
         async with serve_receiver(receiver):
             baseline = await run_baseline(bootstrap, receiver, args.count)
-            stack = Stack(settings=settings, tmp=Path(tmp), receiver=receiver)
+            scale = dict.fromkeys(
+                ("gateway", "processor", "sender", "webhooks", "projector"), args.instances
+            )
+            stack = Stack(
+                settings=settings,
+                tmp=Path(tmp),
+                receiver=receiver,
+                store_url=args.store_url,
+                scale=scale,
+            )
             try:
                 await asyncio.to_thread(stack.start_all)
                 result = await run_pipeline(stack, args.count, args.concurrency, args.wait_each)
@@ -261,7 +301,8 @@ async def main() -> None:
 
     print(
         f"\nend to end: {args.count} single-SMS dispatches, {args.concurrency} posters, "
-        f"simulator speed {args.speed}"
+        f"simulator speed {args.speed}, {args.instances} instance(s) of each process, "
+        f"store {'PostgreSQL' if args.store_url else 'SQLite'}"
     )
     print(
         f"  completed {result['completed']}/{result['posted']} in {result['wall_s']:.1f} s "

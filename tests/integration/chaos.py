@@ -38,6 +38,7 @@ class ChaosRun:
     answers: dict[int, int]
     timeline: list[str] = field(default_factory=list)
     processes_down_at_end: list[str] = field(default_factory=list)
+    unexpected_answers: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -161,4 +162,5 @@ async def run_chaos(
         answers=dict(load.answers),
         timeline=chaos.timeline,
         processes_down_at_end=down,
+        unexpected_answers=load.unexpected,
     )

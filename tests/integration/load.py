@@ -87,6 +87,7 @@ class Load:
     rate: float
     accepted: dict[str, int] = field(default_factory=dict)  # dispatch → index in MIX
     answers: Counter[int] = field(default_factory=Counter)  # status code (0: no answer)
+    unexpected: list[str] = field(default_factory=list)  # answers neither 202 nor 503
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
 
@@ -114,9 +115,13 @@ class Load:
 
     async def _post(self, client: httpx.AsyncClient, kind: int) -> None:
         body = {"template": "failover", "workflow": MIX[kind].workflow}
+        gateway = self.stack.next_gateway()
+        if gateway is None:
+            self.answers[0] += 1  # no gateway in rotation: the client gets no answer
+            return
         try:
             response = await client.post(
-                f"{self.stack.next_gateway()}/v0.1/dispatch",
+                f"{gateway}/v0.1/dispatch",
                 content=orjson.dumps(body),
                 headers={**self.app.auth, "Content-Type": "application/json"},
             )
@@ -126,10 +131,12 @@ class Load:
         self.answers[response.status_code] += 1
         if response.status_code == 202:
             self.accepted[response.json()["dispatch_uuid"]] = kind
-        else:
+        elif (
+            response.status_code != 503
+            or response.headers.get("content-type") != "application/problem+json"
+        ):
             # Anything but "try again later" would be a bug worth seeing.
-            assert response.status_code == 503, response.text
-            assert response.headers["content-type"] == "application/problem+json"
+            self.unexpected.append(f"{response.status_code} {response.text[:300]}")
 
     async def wait_until_ended(self, timeout: float) -> None:
         """Until every accepted dispatch has a final report (or the time is up)."""
@@ -154,16 +161,16 @@ async def known_to_every_gateway(stack: Stack, app: App) -> None:
                 await asyncio.sleep(0.25)
 
 
-async def read_topic(settings: KafkaSettings, topic: str) -> list[tuple[int, int, bytes]]:
+async def read_topic(
+    settings: KafkaSettings, topic: str, partitions_count: int
+) -> list[tuple[int, int, bytes]]:
     """Every record of ``topic`` up to its current end: (partition, offset, value)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False
     )
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        if not partitions:
-            partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        partitions = [TopicPartition(topic, p) for p in range(partitions_count)]
         ends = await consumer.end_offsets(partitions)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -215,13 +222,14 @@ async def tally(stack: Stack, load: Load) -> Tally:
         sends: dict[str, Any] = (await client.get(f"{stack.simulator}/_sim/sends")).json()
     topics = stack.settings.topics
     timer_offsets: dict[tuple[str, int], dict[str, int]] = defaultdict(Counter)
-    for _, _, value in await read_topic(stack.settings, topics.events):
+    for _, _, value in await read_topic(stack.settings, topics.events, stack.settings.partitions):
         if b'"StepTimedOut"' not in value:
             continue
         event = decode_event(value)
         key = (str(event.dispatch_uuid), event.step)  # type: ignore[attr-defined]
         timer_offsets[key][str(event.event_id)] += 1
-    dead = await read_topic(stack.settings, topics.dead_letters)
+    # One partition: services.kafka.ensure_topics makes it so.
+    dead = await read_topic(stack.settings, topics.dead_letters, 1)
 
     result = Tally(accepted=len(load.accepted), dead_lettered=len(dead))
     receiver = stack.receiver

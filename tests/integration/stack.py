@@ -120,6 +120,9 @@ class Stack:
     scale: dict[str, int] = field(default_factory=dict)
     # The running process of each instance, by name ("gateway", "gateway-2", ...).
     instances: dict[str, Process] = field(default_factory=dict)
+    # Gateways a load balancer would leave out: one restarting is out until
+    # its /readyz answers 200 (it serves HTTP while its registry loads).
+    out_of_rotation: set[str] = field(default_factory=set)
     _own_env: dict[str, dict[str, str]] = field(default_factory=dict)
     _next_gateway: int = 0
 
@@ -135,9 +138,12 @@ class Stack:
         ]
         return [f"http://127.0.0.1:{port}" for port in ports]
 
-    def next_gateway(self) -> str:
-        """Gateways in turn: a client spreading its requests as a load balancer would."""
-        urls = self.gateways
+    def next_gateway(self) -> str | None:
+        """Gateways in rotation in turn, as a load balancer spreads requests;
+        None while every gateway is out of rotation."""
+        urls = [url for url in self.gateways if url not in self.out_of_rotation]
+        if not urls:
+            return None
         self._next_gateway += 1
         return urls[self._next_gateway % len(urls)]
 
@@ -216,9 +222,18 @@ class Stack:
 
     def kill_and_restart(self, name: str) -> Process:
         """kill -9 one instance, then start it again on its ports and data."""
-        self.instances[name].kill9()
         kind, _, number = name.partition("-")
-        return self.start_instance(kind, int(number) - 1 if number else 0)
+        index = int(number) - 1 if number else 0
+        if kind != "gateway":
+            self.instances[name].kill9()
+            return self.start_instance(kind, index)
+        url = self.gateways[index]
+        self.out_of_rotation.add(url)
+        self.instances[name].kill9()
+        process = self.start_instance(kind, index)
+        self.wait_ready(f"{url}/readyz")
+        self.out_of_rotation.discard(url)
+        return process
 
     def wait_ready(self, url: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

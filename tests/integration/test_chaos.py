@@ -30,6 +30,7 @@ async def test_chaos_loses_repeats_and_parks_nothing(
     report = "\n".join(["", *run.timeline, f"answers {run.answers}", t.table(), *t.problems[:30]])
     print(report)
     assert not run.processes_down_at_end, run.processes_down_at_end
+    assert not run.unexpected_answers, run.unexpected_answers[:5]
     assert t.accepted >= 300, report
     assert t.lost == 0, report
     assert t.duplicate_finals == 0, report
