@@ -101,7 +101,7 @@ def broker_pid(bootstrap: str) -> int | None:
 
 
 async def run_pipeline(
-    stack: Stack, count: int, concurrency: int, wait_each: bool = False
+    stack: Stack, count: int, concurrency: int, wait_each: bool = False, idle_s: float = 10
 ) -> dict[str, object]:
     app = stack.create_app("bench")
     receiver = stack.receiver
@@ -136,6 +136,11 @@ async def run_pipeline(
                 break
             await asyncio.sleep(0.2)
         await wait_for_finals(stack, [r.json()["dispatch_uuid"]], timeout=120)
+        # CPU with nothing to do (polls, heartbeats, ticks): a cost per
+        # instance, paid whatever the traffic.
+        idle_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        await asyncio.sleep(idle_s)
+        idle = {name: (cpu_seconds(pid) - idle_before[name]) / idle_s for name, pid in pids.items()}
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(count):
@@ -189,6 +194,7 @@ async def run_pipeline(
         "to_provider": to_provider,
         "to_final": to_final,
         "cpu": {name: cpu_after[name] - cpu_before[name] for name in pids},
+        "idle": idle,
     }
 
 
@@ -259,6 +265,9 @@ async def main() -> None:
     )
     parser.add_argument("--speed", default="20", help="SIMULATOR_SPEED (20: delivered after 50 ms)")
     parser.add_argument(
+        "--idle-s", type=float, default=10, help="seconds of CPU measured with no traffic"
+    )
+    parser.add_argument(
         "--instances",
         type=int,
         default=1,
@@ -295,7 +304,9 @@ async def main() -> None:
             )
             try:
                 await asyncio.to_thread(stack.start_all)
-                result = await run_pipeline(stack, args.count, args.concurrency, args.wait_each)
+                result = await run_pipeline(
+                    stack, args.count, args.concurrency, args.wait_each, args.idle_s
+                )
             finally:
                 await asyncio.to_thread(stack.stop_all)
 
@@ -332,6 +343,17 @@ async def main() -> None:
             f"    {name:28} {seconds:6.1f} CPU-s  {100 * seconds / total:5.1f} %  "
             f"{1000 * seconds / completed:5.2f} ms per dispatch"
         )
+    idle = result["idle"]
+    assert isinstance(idle, dict)
+    idle_total = sum(idle.values())
+    busy = total - idle_total * result["wall_s"]  # type: ignore[operator]
+    print(
+        f"  idle (no traffic, {args.idle_s:.0f} s before the run): {idle_total:.2f} CPU-s a second "
+        f"over all processes; "
+        + ", ".join(f"{name} {rate * 1000:.0f}" for name, rate in sorted(idle.items()))
+        + " CPU-ms a second"
+    )
+    print(f"  CPU per dispatch less the idle cost over the run: {1000 * busy / completed:.1f} ms")
     # The budget 500 dispatches/s leaves on this machine's two cores.
     print(
         f"  CPU per dispatch, all processes: {1000 * total / completed:.1f} ms "
