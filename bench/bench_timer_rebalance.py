@@ -91,12 +91,22 @@ class Follower:
                         self.timed_out[(event.dispatch_uuid, event.step)] += 1  # type: ignore[attr-defined]
 
 
-async def request(settings: KafkaSettings, dispatches: list[uuid.UUID], workflow: object) -> None:
+async def request(
+    settings: KafkaSettings, dispatches: list[uuid.UUID], workflow: object, submitted: bool = False
+) -> None:
+    """Request each dispatch; ``submitted``: and play the sender's answer for
+    its first step (a step's expiry runs from its submission)."""
     producer = make_producer(settings)
     await producer.start()
     for d in dispatches:
+        key = str(d).encode()
         event = WorkflowRequested(dispatch_uuid=d, application_id="b", workflow=workflow)
-        await producer.send_and_wait(settings.topics.events, encode(event), key=str(d).encode())
+        await producer.send_and_wait(settings.topics.events, encode(event), key=key)
+        if submitted:
+            answer = MessageSubmitted(
+                dispatch_uuid=d, step=0, command_id=command_id(str(d), 0), message_uuid=d.hex
+            )
+            await producer.send_and_wait(settings.topics.events, encode(answer), key=key)
     await producer.stop()
 
 
@@ -149,15 +159,15 @@ async def move(
 ) -> tuple[list[float], float]:
     """Probe through a change of the group; (longest wait per partition,
     seconds from the change until ``settle`` holds)."""
-    until = asyncio.Event()
-    probing = asyncio.create_task(prober.run(until))
+    stop_probing = asyncio.Event()
+    probing = asyncio.create_task(prober.run(stop_probing))
     await asyncio.sleep(2)  # probes before the change: the steady state
     started = time.perf_counter()
     await asyncio.to_thread(change)
     await until(settle)
     settled = time.perf_counter() - started
     await asyncio.sleep(5)  # and after it
-    until.set()
+    stop_probing.set()
     await probing
     return await prober.longest_waits(), settled
 
@@ -213,7 +223,7 @@ async def main() -> None:
 
         # Timers due 15 s from now, one per partition, fire on whoever owns it then.
         due_soon = keyed_to_each_partition()
-        await request(settings, due_soon, SHORT)
+        await request(settings, due_soon, SHORT, submitted=True)
 
         def join() -> Process:
             processes.append(start(settings, tmp / "data-2", tmp, "processor-2"))
@@ -226,7 +236,7 @@ async def main() -> None:
         await caught_up(settings, first)
 
         due_soon_2 = keyed_to_each_partition()
-        await request(settings, due_soon_2, SHORT)
+        await request(settings, due_soon_2, SHORT, submitted=True)
         waits, settled = await move(prober, second.stop, lambda: True)
         print_move("it leaves (SIGTERM)", waits, settled, "it had stopped")
         await until(lambda: all((d, 0) in follower.timed_out for d in due_soon_2))
