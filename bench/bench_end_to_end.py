@@ -69,8 +69,24 @@ def body(i: int) -> bytes:
 
 
 def cpu_seconds(pid: int) -> float:
+    """CPU of a process and of its children: PostgreSQL serves each connection
+    from a child of its postmaster (its own, and those it has reaped)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    total = sum(int(f) for f in fields[11:15]) / TICKS
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            child_fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(child_fields[11]) + int(child_fields[12])) / TICKS
+    return total
+
+
+def postgres_pid(url: str) -> int | None:
+    """The postmaster of the local server ``scripts/postgres.sh`` runs at ``url``'s port."""
+    port = url.rsplit(":", 1)[1].split("/", 1)[0]
+    pidfile = ROOT / ".local" / f"postgres-{port}" / "postmaster.pid"
+    return int(pidfile.read_text().split()[0]) if pidfile.exists() else None
 
 
 def pct(values: list[float], q: float) -> float:
@@ -85,7 +101,7 @@ def broker_pid(bootstrap: str) -> int | None:
 
 
 async def run_pipeline(
-    stack: Stack, count: int, concurrency: int, wait_each: bool = False
+    stack: Stack, count: int, concurrency: int, wait_each: bool = False, idle_s: float = 10
 ) -> dict[str, object]:
     app = stack.create_app("bench")
     receiver = stack.receiver
@@ -102,6 +118,10 @@ async def run_pipeline(
     if broker:
         pids["broker"] = broker
     pids["bench (client + receiver)"] = os.getpid()
+    if stack.store_url:
+        postgres = postgres_pid(stack.store_url)
+        if postgres:
+            pids["postgres"] = postgres
 
     async with httpx.AsyncClient(timeout=30) as client:
         # Warm up: the new application must be known, and every process up
@@ -116,6 +136,11 @@ async def run_pipeline(
                 break
             await asyncio.sleep(0.2)
         await wait_for_finals(stack, [r.json()["dispatch_uuid"]], timeout=120)
+        # CPU with nothing to do (polls, heartbeats, ticks): a cost per
+        # instance, paid whatever the traffic.
+        idle_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        await asyncio.sleep(idle_s)
+        idle = {name: (cpu_seconds(pid) - idle_before[name]) / idle_s for name, pid in pids.items()}
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(count):
@@ -127,7 +152,7 @@ async def run_pipeline(
                 i = queue.get_nowait()
                 sent = time.time()
                 r = await client.post(
-                    f"{stack.gateway}/v0.1/dispatch",
+                    f"{stack.next_gateway() or stack.gateway}/v0.1/dispatch",
                     content=body(i),
                     headers={**app.auth, "Content-Type": "application/json"},
                 )
@@ -169,6 +194,7 @@ async def run_pipeline(
         "to_provider": to_provider,
         "to_final": to_final,
         "cpu": {name: cpu_after[name] - cpu_before[name] for name in pids},
+        "idle": idle,
     }
 
 
@@ -238,6 +264,20 @@ async def main() -> None:
         help="each poster waits for its dispatch's final report before the next POST",
     )
     parser.add_argument("--speed", default="20", help="SIMULATOR_SPEED (20: delivered after 50 ms)")
+    parser.add_argument(
+        "--idle-s", type=float, default=10, help="seconds of CPU measured with no traffic"
+    )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="of every process but the simulator (posts spread over the gateways)",
+    )
+    parser.add_argument(
+        "--store-url",
+        default=None,
+        help="projection store (PROJECTOR_STORE_URL); PostgreSQL for more than one projector",
+    )
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     os.environ["E2E_SIMULATOR_SPEED"] = args.speed
@@ -252,16 +292,28 @@ async def main() -> None:
         receiver = Receiver()
         async with serve_receiver(receiver):
             baseline = await run_baseline(bootstrap, receiver, args.count)
-            stack = Stack(settings=settings, tmp=Path(tmp), receiver=receiver)
+            scale = dict.fromkeys(
+                ("gateway", "processor", "sender", "webhooks", "projector"), args.instances
+            )
+            stack = Stack(
+                settings=settings,
+                tmp=Path(tmp),
+                receiver=receiver,
+                store_url=args.store_url,
+                scale=scale,
+            )
             try:
                 await asyncio.to_thread(stack.start_all)
-                result = await run_pipeline(stack, args.count, args.concurrency, args.wait_each)
+                result = await run_pipeline(
+                    stack, args.count, args.concurrency, args.wait_each, args.idle_s
+                )
             finally:
                 await asyncio.to_thread(stack.stop_all)
 
     print(
         f"\nend to end: {args.count} single-SMS dispatches, {args.concurrency} posters, "
-        f"simulator speed {args.speed}"
+        f"simulator speed {args.speed}, {args.instances} instance(s) of each process, "
+        f"store {'PostgreSQL' if args.store_url else 'SQLite'}"
     )
     print(
         f"  completed {result['completed']}/{result['posted']} in {result['wall_s']:.1f} s "
@@ -291,6 +343,17 @@ async def main() -> None:
             f"    {name:28} {seconds:6.1f} CPU-s  {100 * seconds / total:5.1f} %  "
             f"{1000 * seconds / completed:5.2f} ms per dispatch"
         )
+    idle = result["idle"]
+    assert isinstance(idle, dict)
+    idle_total = sum(idle.values())
+    busy = total - idle_total * result["wall_s"]  # type: ignore[operator]
+    print(
+        f"  idle (no traffic, {args.idle_s:.0f} s before the run): {idle_total:.2f} CPU-s a second "
+        f"over all processes; "
+        + ", ".join(f"{name} {rate * 1000:.0f}" for name, rate in sorted(idle.items()))
+        + " CPU-ms a second"
+    )
+    print(f"  CPU per dispatch less the idle cost over the run: {1000 * busy / completed:.1f} ms")
     # The budget 500 dispatches/s leaves on this machine's two cores.
     print(
         f"  CPU per dispatch, all processes: {1000 * total / completed:.1f} ms "

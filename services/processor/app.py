@@ -50,6 +50,7 @@ from services.processor import metrics
 from services.processor.changelog import TableWriter, table_reader
 from services.processor.config import TABLES, ProcessorConfig
 from services.processor.engine import Result, Stores, process
+from services.processor.handover import hand_over_cleanly
 from services.processor.intake import (
     ORIGIN_HEADER,
     EventsTopic,
@@ -90,6 +91,9 @@ def build_app(config: ProcessorConfig) -> faust.App:
     kafka = config.kafka
     topics = kafka.topics
     gather_fetches(topics.events)
+    # Held by the fold around each batch: a rebalance commits between two.
+    batch_in_progress = asyncio.Lock()
+    hand_over_cleanly(batch_in_progress, timeout_s=config.session_timeout_s / 2)
     app = faust.App(
         config.full_app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
@@ -242,6 +246,9 @@ def build_app(config: ProcessorConfig) -> faust.App:
                 metrics.TIMER_FIRE_DELAY.observe(wall - deadline.timestamp())
         await produce(result, partition)
 
+    # Per partition, the highest offset folded in this consumer generation.
+    folded_up_to: dict[int, int] = {}
+
     async def handle(event: EventT) -> int:
         """Fold the records of one ``FetchedRecords`` event; how many there were."""
         message = event.message
@@ -250,9 +257,17 @@ def build_app(config: ProcessorConfig) -> faust.App:
         active = TP(message.topic, partition) in app.assignor.assigned_actives()
         for cache in caches:
             cache.partition = partition
+        # faust resumes the flow while a new assignment recovers, then seeks
+        # back to the committed offsets: what was folded in between is read
+        # again in the same generation. Folded once (a batch either completes,
+        # outputs and table writes in Kafka, or the process exits).
+        seen = folded_up_to.get(partition, -1)
         with current(event):
             for record in fetched.records:
-                await fold_record(record.value, partition, record.offset, active)
+                if record.offset > seen:
+                    await fold_record(record.value, partition, record.offset, active)
+        if fetched.records:
+            folded_up_to[partition] = max(seen, fetched.records[-1].offset)
         return len(fetched.records)
 
     # One per table, made with the outbox (at the first batch).
@@ -294,6 +309,7 @@ def build_app(config: ProcessorConfig) -> faust.App:
                 generation = app.consumer_generation_id
                 for cache in caches:
                     cache.forget()
+                folded_up_to.clear()
             if not tracking:
                 # Once the changelogs exist (faust creates them while
                 # recovering, before the first batch): asking for a topic
@@ -307,14 +323,18 @@ def build_app(config: ProcessorConfig) -> faust.App:
                 gc.freeze()
             try:
                 folded = 0
-                for event in batch:
-                    folded += await handle(event)
-                # Outputs first, then the table writes (changelog records).
-                await outboxes[0].send_all()
-                await write_tables(batch)
-                await outboxes[0].send_all()
-                for event in batch:
-                    acknowledge_fetched(app.consumer, event.message)
+                async with batch_in_progress:
+                    for event in batch:
+                        folded += await handle(event)
+                    # Outputs first, then the table writes (changelog records).
+                    await outboxes[0].send_all()
+                    await write_tables(batch)
+                    await outboxes[0].send_all()
+                    for event in batch:
+                        acknowledge_fetched(app.consumer, event.message)
+                        # The last offset too (faust would at the next batch),
+                        # so that a commit between two batches covers this one.
+                        app.consumer.ack(event.message)
             except BaseException as exc:
                 # faust acks a batch however its body ends (and commits on its
                 # way out): leave before that, unflushed, so that the batch is

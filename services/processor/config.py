@@ -68,6 +68,22 @@ class ProcessorConfig:
             for table in TABLES
         ]
 
+    @property
+    def leader_topic(self) -> str:
+        """faust's assignor topic: the worker given its one partition is the
+        leader, the one that runs the ticker."""
+        return f"{self.full_app_id}-__assignor-__leader"
+
+    def faust_topic_specs(self) -> list[NewTopic]:
+        """Every topic faust would create itself, to be created before it starts.
+        The leader topic too: when faust creates it, the group's first
+        assignment can come before the topic is in the leader's metadata; it is
+        then assigned to nobody, in that and every later rebalance until a
+        metadata refresh, so no worker ticks and no timer fires (seen under
+        load with processors joining)."""
+        leader = NewTopic(self.leader_topic, 1, self.replication_factor)
+        return [*self.changelog_specs(), leader]
+
     @classmethod
     def from_env(cls) -> ProcessorConfig:
         env = os.environ

@@ -22,9 +22,9 @@ def main() -> None:
         level=config.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # Our topics, and faust's changelogs, must exist with the configured
-    # partition count before faust starts (see ``changelog_specs``).
-    asyncio.run(ensure_topics(config.kafka, extra=config.changelog_specs()))
+    # Our topics, and faust's changelogs and leader topic, must exist (with the
+    # configured partition count) before faust starts (see ``faust_topic_specs``).
+    asyncio.run(ensure_topics(config.kafka, extra=config.faust_topic_specs()))
     if config.metrics_port:
         # Loopback unless PROCESSOR_METRICS_HOST says otherwise (then behind
         # DISPATCH_INTERNAL_TOKEN): see docs/security.md.

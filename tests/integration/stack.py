@@ -33,15 +33,20 @@ CALLBACK_SECRET = "stack-callback-signature-secret-32-bytes"
 
 @dataclass
 class Receiver:
-    """Collects every webhook it gets; answers 204."""
+    """Collects every webhook it gets; answers 204 (503, keeping nothing, while ``down``)."""
 
     port: int = field(default_factory=free_port)
     received: list[dict[str, Any]] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict)  # application_id → signature secret
+    down: bool = False
+    refused: int = 0  # webhooks answered 503 while down
 
     def app(self) -> Starlette:
         async def receive(request: Request) -> Response:
             body = await request.body()
+            if self.down:
+                self.refused += 1
+                return Response(status_code=503)
             payload = orjson.loads(body)
             self.received.append(
                 {
@@ -87,6 +92,17 @@ class App:
         return {"Authorization": f"Basic {token}"}
 
 
+# The console entry point of each kind of process.
+ENTRY_POINTS = {
+    "simulator": "dispatch-simulator",
+    "projector": "dispatch-projector",
+    "gateway": "dispatch-gateway",
+    "processor": "dispatch-processor",
+    "sender": "dispatch-sender",
+    "webhooks": "dispatch-webhooks",
+}
+
+
 @dataclass
 class Stack:
     settings: KafkaSettings
@@ -101,10 +117,37 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     # The projection store (PROJECTOR_STORE_URL); None: SQLite at projector_db.
     store_url: str | None = None
+    # Instances of each kind of process start_all starts (1 when not named).
+    # More than one projector needs a shared store (store_url).
+    scale: dict[str, int] = field(default_factory=dict)
+    # The running process of each instance, by name ("gateway", "gateway-2", ...).
+    instances: dict[str, Process] = field(default_factory=dict)
+    # Gateways a load balancer would leave out: one restarting is out until
+    # its /readyz answers 200 (it serves HTTP while its registry loads).
+    out_of_rotation: set[str] = field(default_factory=set)
+    _own_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    _next_gateway: int = 0
 
     @property
     def gateway(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def gateways(self) -> list[str]:
+        """The base URL of every gateway instance started."""
+        ports = [self.gateway_port] + [
+            int(env["GATEWAY_PORT"]) for name, env in self._own_env.items() if "GATEWAY_PORT" in env
+        ]
+        return [f"http://127.0.0.1:{port}" for port in ports]
+
+    def next_gateway(self) -> str | None:
+        """Gateways in rotation in turn, as a load balancer spreads requests;
+        None while every gateway is out of rotation."""
+        urls = [url for url in self.gateways if url not in self.out_of_rotation]
+        if not urls:
+            return None
+        self._next_gateway += 1
+        return urls[self._next_gateway % len(urls)]
 
     @property
     def simulator(self) -> str:
@@ -146,14 +189,56 @@ class Stack:
         return process
 
     def start_all(self) -> None:
-        self.start("simulator", "dispatch-simulator").wait_for_port(self.simulator_port)
-        self.start("projector", "dispatch-projector").wait_for_port(self.projector_port)
-        self.start("gateway", "dispatch-gateway").wait_for_port(self.gateway_port)
-        self.start("processor", "dispatch-processor")
-        self.start("sender", "dispatch-sender")
-        self.start("webhooks", "dispatch-webhooks")
-        self.wait_ready(f"{self.gateway}/readyz")
+        for kind in ENTRY_POINTS:
+            for index in range(self.scale.get(kind, 1)):
+                self.start_instance(kind, index)
+        for url in self.gateways:
+            self.wait_ready(f"{url}/readyz")
         self.wait_ready(f"http://127.0.0.1:{self.projector_port}/readyz")
+
+    def start_instance(self, kind: str, index: int = 0) -> Process:
+        """Instance ``index`` of a kind of process (0 is the one ``start_all``
+        always starts). Each instance has its own ports and data folder, kept
+        across restarts; processors share their faust app's group, senders,
+        deliverers and projectors their consumer groups."""
+        name = kind if index == 0 else f"{kind}-{index + 1}"
+        own = self._own_env.setdefault(name, self._instance_env(kind, index))
+        process = Process(name, [ENTRY_POINTS[kind]], {**self.env(), **own}, self.tmp)
+        self.processes.append(process)
+        self.instances[name] = process
+        port = own.get(_HTTP_PORT.get(kind, ""))
+        if port is None and index == 0:
+            port = self.env().get(_HTTP_PORT.get(kind, ""))
+        if port is not None:
+            process.wait_for_port(int(port))
+        return process
+
+    def _instance_env(self, kind: str, index: int) -> dict[str, str]:
+        if index == 0:
+            return {}
+        if kind == "processor":
+            return {
+                "PROCESSOR_DATA_DIR": str(self.tmp / f"processor-{index + 1}"),
+                "PROCESSOR_METRICS_PORT": str(free_port()),
+            }
+        if kind in _HTTP_PORT:
+            return {_HTTP_PORT[kind]: str(free_port())}
+        return {}
+
+    def kill_and_restart(self, name: str) -> Process:
+        """kill -9 one instance, then start it again on its ports and data."""
+        kind, _, number = name.partition("-")
+        index = int(number) - 1 if number else 0
+        if kind != "gateway":
+            self.instances[name].kill9()
+            return self.start_instance(kind, index)
+        url = self.gateways[index]
+        self.out_of_rotation.add(url)
+        self.instances[name].kill9()
+        process = self.start_instance(kind, index)
+        self.wait_ready(f"{url}/readyz")
+        self.out_of_rotation.discard(url)
+        return process
 
     def wait_ready(self, url: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -198,6 +283,14 @@ class Stack:
         )
         self.receiver.secrets[name] = app.signature_secret
         return app
+
+
+# The setting that names each HTTP server's port: readiness is an open port.
+_HTTP_PORT = {
+    "simulator": "SIMULATOR_PORT",
+    "projector": "PROJECTOR_PORT",
+    "gateway": "GATEWAY_PORT",
+}
 
 
 @contextlib.asynccontextmanager

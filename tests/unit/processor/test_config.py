@@ -20,6 +20,16 @@ def test_the_changelogs_created_before_start_are_the_ones_faust_writes(tmp_path:
     assert {spec.num_partitions for spec in specs} == {config.kafka.partitions}
 
 
+def test_the_leader_topic_created_before_start_is_the_one_faust_elects_by(
+    tmp_path: Path,
+) -> None:
+    config = ProcessorConfig(store="memory://", data_dir=tmp_path)
+    app = build_app(config)
+    leader_tp = app._leader_assignor._leader_tp  # type: ignore[attr-defined]
+    [spec] = [s for s in config.faust_topic_specs() if s.name == leader_tp.topic]
+    assert spec.num_partitions == 1 and leader_tp.partition == 0
+
+
 def test_the_recovery_watchdog_reads_what_faust_records(tmp_path: Path) -> None:
     app = build_app(ProcessorConfig(store="memory://", data_dir=tmp_path))
     recovery = app.tables.recovery  # type: ignore[attr-defined]
