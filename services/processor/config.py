@@ -9,8 +9,8 @@ from pathlib import Path
 
 from aiokafka.admin import NewTopic
 
+from services.failover.decide import Policy
 from services.kafka import KafkaSettings, new_topic
-from services.processor.decide import Policy
 
 # The processor's faust tables: the deadline index, its cursors, the dispatches.
 TABLES = ("deadlines", "timer-cursors", "dispatches")

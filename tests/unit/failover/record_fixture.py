@@ -26,12 +26,12 @@ from events.dispatch import (
     MessageOutcomeUnknown,
     MessageSendFailed,
     MessageStatusReceived,
-    MessageSubmitted,
     Tick,
     Usage,
     WebhookAbandoned,
     WebhookDelivered,
 )
+from services.failover.factories import command_id
 from tests.unit.processor.harness import T0, Harness
 
 FIXTURE = Path(__file__).parent / "fixtures" / "recorded_log.jsonl"
@@ -72,8 +72,6 @@ class Recorder(Harness):
         return uuid.UUID(int=0xD15A7C4 * 1000 + self.counter)
 
     def unknown(self, dispatch: uuid.UUID, step: int, ago: float = 0) -> None:
-        from services.processor.decide import command_id
-
         self.feed(
             MessageOutcomeUnknown(
                 dispatch_uuid=dispatch,
