@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from projections.store import HistoryRow
+from projections.view import public
 
 STATUSES = ("in_progress", "completed", "error")
 CHANNELS = ("sms", "mms", "whatsapp", "viber", "messenger")
@@ -166,7 +167,7 @@ def applications(db: sqlite3.Connection, limit: int = 200) -> list[str]:
 
 def view(db: sqlite3.Connection, dispatch_uuid: str) -> dict[str, Any] | None:
     row = db.execute("SELECT view FROM views WHERE dispatch_uuid = ?", (dispatch_uuid,)).fetchone()
-    return None if row is None else dict(orjson.loads(row[0]))
+    return None if row is None else public(orjson.loads(row[0]))
 
 
 def history(db: sqlite3.Connection, dispatch_uuid: str) -> list[HistoryRow]:

@@ -127,13 +127,37 @@ def verdict_of(state: DispatchState, step: StepState) -> str | None:
     """``met``, the failure reason, or None while the step is undecided."""
     if step.send_failed is not None:
         return "send_failed"
+    status = decisive_status(state, step)
+    if status is None or status in FAILED_STATUSES:
+        return status
+    return "met"
+
+
+def decisive_status(state: DispatchState, step: StepState) -> str | None:
+    """The first of the step's statuses that decides it: one that meets its
+    condition or fails it. Later statuses change nothing."""
     condition = state.workflow.condition_statuses(step.index)
     for status in step.statuses:
-        if status in condition:
-            return "met"
-        if status in FAILED_STATUSES:
+        if status in condition or status in FAILED_STATUSES:
             return status
     return None
+
+
+def step_phase(state: DispatchState, index: int) -> str:
+    """What step ``index`` has come to, in the order the rules look at it:
+    ``pending`` (not started), ``timed_out``, ``failed`` (the send failed), the
+    status that decided it, ``submitted`` or ``started``."""
+    step = state.step(index)
+    if step is None:
+        return "pending"
+    if step.timed_out:
+        return "timed_out"
+    if step.send_failed is not None:
+        return "failed"
+    decided = decisive_status(state, step)
+    if decided is not None:
+        return decided
+    return "submitted" if step.submitted_at is not None else "started"
 
 
 def _step_failed(

@@ -39,7 +39,18 @@ def encode_state(state: DispatchState) -> bytes:
 
 
 def decode_state(data: bytes) -> DispatchState:
-    raw = orjson.loads(data)
+    return state_from_stored(orjson.loads(data))
+
+
+def stored_form(state: DispatchState) -> dict[str, Any]:
+    """The state as the JSON object the processor stores (for a read model
+    that keeps it inside its own JSON)."""
+    stored: dict[str, Any] = orjson.loads(encode_state(state))
+    return stored
+
+
+def state_from_stored(raw: dict[str, Any]) -> DispatchState:
+    """The state from its stored JSON object, parsed (taken over, not copied)."""
     raw["workflow"] = Workflow(raw["workflow"])
     raw["steps"] = [_step(s) for s in raw["steps"]]
     return _made(DispatchState, _STATE_FIELDS, raw)
