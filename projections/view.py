@@ -97,6 +97,14 @@ def apply(view: View | None, event: LogEvent) -> View | None:
     return render(state, extras)
 
 
+def refold(events: list[LogEvent]) -> View | None:
+    """The view of a dispatch from its whole history."""
+    view: View | None = None
+    for event in events:
+        view = apply(view, event)
+    return view
+
+
 def render(state: DispatchState, extras: dict[str, Any]) -> View:
     """The view of ``state``: every field that follows from the rules comes
     from the state, never from the events again."""
