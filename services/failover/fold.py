@@ -45,7 +45,7 @@ def apply(state: DispatchState | None, event: LogEvent) -> DispatchState | None:
     """Fold one event (``None`` until the dispatch's ``WorkflowRequested``).
 
     Raises :class:`~services.failover.workflow.InvalidWorkflow` for a request
-    whose workflow the gateway would have refused."""
+    whose workflow is not a list of items."""
     if isinstance(event, WorkflowRequested):
         return state if state is not None else requested(event)
     if state is None:
@@ -58,7 +58,7 @@ def requested(event: WorkflowRequested) -> DispatchState:
     return DispatchState(
         dispatch_uuid=uuid_text(event.dispatch_uuid),
         application_id=event.application_id,
-        workflow=Workflow.validated(event.workflow),
+        workflow=Workflow.requested(event.workflow),
     )
 
 

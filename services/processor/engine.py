@@ -166,11 +166,12 @@ def _event(stores: Stores, partition: int, offset: int, event: LogEvent, policy:
     armed_before = deadlines.armed_by_submission(state) if submission else None
     try:
         state = apply(state, event)
+        if state is None:
+            return Result(rejected=f"{event.type} for a dispatch never requested")
+        outputs = decide(before_seen, state, event, policy)
     except InvalidWorkflow as exc:
+        # A workflow the gateway would have refused: nothing of it is kept.
         return Result(rejected=str(exc))
-    if state is None:
-        return Result(rejected=f"{event.type} for a dispatch never requested")
-    outputs = decide(before_seen, state, event, policy)
     state.last_offset = offset
     if outputs or raw_before is None:
         save(stores, dispatch_uuid, state)
