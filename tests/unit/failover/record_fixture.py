@@ -2,7 +2,7 @@
 every record of ``dispatch.events`` in log order with the outputs it led to and
 the stored state of its dispatch afterwards.
 
-    .venv/bin/python -m tests.unit.failover.record_fixture
+    .venv/bin/python -m tests.unit.failover.record_fixture --overwrite
 
 The committed fixture was recorded with the event and state shapes of the
 processor before the failover rules moved to ``services/failover`` (schema
@@ -12,6 +12,7 @@ and expects the same decisions, ids, final reports and stored states.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -199,6 +200,11 @@ def scenarios(r: Recorder) -> None:
 
 
 def main() -> None:
+    if "--overwrite" not in sys.argv:
+        # Recorded again now, it would hold today's shapes, not the old ones.
+        raise SystemExit(
+            "the committed fixture is the old shapes' record: --overwrite to replace it"
+        )
     recorder = Recorder()
     recorder.now = T0
     scenarios(recorder)

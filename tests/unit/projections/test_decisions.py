@@ -14,6 +14,7 @@ from events.dispatch import MessageSubmitted, StepStarted, Tick, TimerScheduled,
 from projections.decisions import Record, compare_decisions
 from services.failover.decide import Policy
 from services.failover.factories import timer_scheduled
+from services.failover.fold import apply
 from services.failover.state import DispatchState
 from services.processor.engine import Stores, process
 from tests.fixtures_events import T0, sms_item
@@ -101,8 +102,6 @@ def timer_scheduled_id() -> uuid.UUID:
 
 
 def _requested_state() -> DispatchState:
-    from services.failover.fold import apply
-
     state = apply(
         None,
         WorkflowRequested(
