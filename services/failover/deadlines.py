@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from events.base import uuid_text
 from events.codec import LogEvent
@@ -19,10 +19,10 @@ from events.dispatch import StepStarted, TimerScheduled
 from services.failover.state import DispatchState
 
 
-@dataclass(frozen=True)
-class Due:
+class Due(NamedTuple):
     """One armed deadline: step ``step`` of a dispatch ends at ``deadline_at``
-    unless something decides it first."""
+    unless something decides it first. (A tuple: the processor makes and
+    compares a few per event.)"""
 
     dispatch_uuid: str
     step: int

@@ -127,10 +127,13 @@ def verdict_of(state: DispatchState, step: StepState) -> str | None:
     """``met``, the failure reason, or None while the step is undecided."""
     if step.send_failed is not None:
         return "send_failed"
-    status = decisive_status(state, step)
-    if status is None or status in FAILED_STATUSES:
-        return status
-    return "met"
+    condition = state.workflow.condition_statuses(step.index)
+    for status in step.statuses:
+        if status in condition:
+            return "met"
+        if status in FAILED_STATUSES:
+            return status
+    return None
 
 
 def decisive_status(state: DispatchState, step: StepState) -> str | None:

@@ -39,9 +39,11 @@ class Workflow:
 
     def __init__(self, as_sent: list[dict[str, Any]]) -> None:
         self._as_sent = as_sent
-        self._items: dict[int, WorkflowItem] = {}
-        self._failovers: dict[int, Failover] = {}
-        self._endpoints: dict[int, Endpoint] = {}
+        # Parts read so far, by step (made when first needed: one state is
+        # decoded per event, most read one part).
+        self._items: dict[int, WorkflowItem] | None = None
+        self._failovers: dict[int, Failover] | None = None
+        self._endpoints: dict[int, Endpoint] | None = None
 
     @classmethod
     def requested(cls, as_sent: Sequence[Any]) -> Workflow:
@@ -56,6 +58,8 @@ class Workflow:
         return len(self._as_sent)
 
     def __getitem__(self, step: int) -> WorkflowItem:
+        if self._items is None:
+            self._items = {}
         item = self._items.get(step)
         if item is None:
             item = self._items[step] = _valid(WorkflowItem, self._as_sent[step], step)
@@ -76,6 +80,8 @@ class Workflow:
         return {k: v for k, v in self._as_sent[step].items() if k != "failover"}
 
     def channel(self, step: int) -> Channel:
+        if self._endpoints is None:
+            self._endpoints = {}
         endpoint = self._endpoints.get(step)
         if endpoint is None:
             to = self._as_sent[step].get("to")
@@ -87,6 +93,8 @@ class Workflow:
 
     def failover(self, step: int) -> Failover:
         """A non-last step's failover (the gateway requires one on all but the last)."""
+        if self._failovers is None:
+            self._failovers = {}
         failover = self._failovers.get(step)
         if failover is None:
             raw = self._as_sent[step].get("failover")

@@ -192,21 +192,15 @@ def _event(stores: Stores, partition: int, offset: int, event: LogEvent, policy:
 
 def _arm(stores: Stores, partition: int, outputs: list[Output]) -> None:
     """File the deadlines that decisions carry (a step's guard, a last step's limit)."""
-    for due in deadlines.carried_by(outputs):
-        _file(stores, partition, due)
+    for dispatch_uuid, step, deadline_at in deadlines.carried_by(outputs):
+        timers.schedule(stores.buckets, stores.cursors, partition, dispatch_uuid, step, deadline_at)
 
 
 def _arm_submission(stores: Stores, partition: int, state: DispatchState) -> None:
     """File the expiry the fold armed from a non-last step's submission."""
     due = deadlines.armed_by_submission(state)
     if due is not None:
-        _file(stores, partition, due)
-
-
-def _file(stores: Stores, partition: int, due: deadlines.Due) -> None:
-    timers.schedule(
-        stores.buckets, stores.cursors, partition, due.dispatch_uuid, due.step, due.deadline_at
-    )
+        timers.schedule(stores.buckets, stores.cursors, partition, *due)
 
 
 def _tick(stores: Stores, partition: int, offset: int, tick: Tick, policy: Policy) -> Result:
