@@ -13,44 +13,43 @@ SCRAM-SHA-256 or PLAIN; ``KAFKA_SASL_USERNAME``; ``KAFKA_SASL_PASSWORD`` (or
 
 from __future__ import annotations
 
-import os
 import ssl
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Self
 
-from services.secret_env import env_secret
+from pydantic import BeforeValidator, Field, model_validator
+
+from services.settings import EnvironmentSettings, SettingsError, secret
 
 PROTOCOLS = frozenset({"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"})
 
 
-class KafkaSecurityError(ValueError):
-    pass
+# Kept for callers that catch it by this name: a bad security setting is a
+# SettingsError like any other.
+KafkaSecurityError = SettingsError
 
 
-@dataclass(frozen=True)
-class KafkaSecurity:
-    protocol: str = "PLAINTEXT"
-    ca_file: str = ""
-    mechanism: str = "SCRAM-SHA-512"
-    username: str = ""
-    password: str = field(default="", repr=False)
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
 
-    @classmethod
-    def from_env(cls) -> KafkaSecurity:
-        security = cls(
-            protocol=os.environ.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
-            ca_file=os.environ.get("KAFKA_SSL_CAFILE", ""),
-            mechanism=os.environ.get("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512").upper(),
-            username=os.environ.get("KAFKA_SASL_USERNAME", ""),
-            password=env_secret("KAFKA_SASL_PASSWORD"),
-        )
-        if security.protocol not in PROTOCOLS:
-            raise KafkaSecurityError(f"KAFKA_SECURITY_PROTOCOL must be one of {sorted(PROTOCOLS)}")
-        if security.sasl and not (security.username and security.password):
-            raise KafkaSecurityError(
-                f"{security.protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
-            )
-        return security
+
+class KafkaSecurity(EnvironmentSettings):
+    protocol: Annotated[str, BeforeValidator(_upper)] = Field(
+        "PLAINTEXT", validation_alias="KAFKA_SECURITY_PROTOCOL"
+    )
+    ca_file: str = Field("", validation_alias="KAFKA_SSL_CAFILE")
+    mechanism: Annotated[str, BeforeValidator(_upper)] = Field(
+        "SCRAM-SHA-512", validation_alias="KAFKA_SASL_MECHANISM"
+    )
+    username: str = Field("", validation_alias="KAFKA_SASL_USERNAME")
+    password: str = secret("KAFKA_SASL_PASSWORD")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL must be one of {sorted(PROTOCOLS)}")
+        if self.sasl and not (self.username and self.password):
+            raise ValueError(f"{self.protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        return self
 
     @property
     def tls(self) -> bool:
