@@ -13,55 +13,14 @@ SCRAM-SHA-256 or PLAIN; ``KAFKA_SASL_USERNAME``; ``KAFKA_SASL_PASSWORD`` (or
 
 from __future__ import annotations
 
-import ssl
-from typing import Annotated, Any, Self
+from typing import Any
 
-from pydantic import BeforeValidator, Field, model_validator
+from services.settings import PROTOCOLS, KafkaSecurity, SettingsError
 
-from services.settings import EnvironmentSettings, SettingsError, secret
+__all__ = ["PROTOCOLS", "KafkaSecurity", "KafkaSecurityError", "client_options"]
 
-PROTOCOLS = frozenset({"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"})
-
-
-# Kept for callers that catch it by this name: a bad security setting is a
-# SettingsError like any other.
+# A bad security setting is a SettingsError like any other.
 KafkaSecurityError = SettingsError
-
-
-def _upper(value: object) -> object:
-    return value.upper() if isinstance(value, str) else value
-
-
-class KafkaSecurity(EnvironmentSettings):
-    protocol: Annotated[str, BeforeValidator(_upper)] = Field(
-        "PLAINTEXT", validation_alias="KAFKA_SECURITY_PROTOCOL"
-    )
-    ca_file: str = Field("", validation_alias="KAFKA_SSL_CAFILE")
-    mechanism: Annotated[str, BeforeValidator(_upper)] = Field(
-        "SCRAM-SHA-512", validation_alias="KAFKA_SASL_MECHANISM"
-    )
-    username: str = Field("", validation_alias="KAFKA_SASL_USERNAME")
-    password: str = secret("KAFKA_SASL_PASSWORD")
-
-    @model_validator(mode="after")
-    def _complete(self) -> Self:
-        if self.protocol not in PROTOCOLS:
-            raise ValueError(f"KAFKA_SECURITY_PROTOCOL must be one of {sorted(PROTOCOLS)}")
-        if self.sasl and not (self.username and self.password):
-            raise ValueError(f"{self.protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
-        return self
-
-    @property
-    def tls(self) -> bool:
-        return self.protocol in {"SSL", "SASL_SSL"}
-
-    @property
-    def sasl(self) -> bool:
-        return self.protocol.startswith("SASL_")
-
-    def ssl_context(self) -> ssl.SSLContext:
-        # Certificates and host names verified (create_default_context's default).
-        return ssl.create_default_context(cafile=self.ca_file or None)
 
 
 def client_options(security: KafkaSecurity | None = None) -> dict[str, Any]:

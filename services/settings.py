@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import ssl
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,9 +166,51 @@ class KafkaSettings(EnvironmentSettings):
         return self.topics.events.removesuffix("dispatch.events")
 
 
+PROTOCOLS = frozenset({"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"})
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+class KafkaSecurity(EnvironmentSettings):
+    """How every Kafka client reaches the broker (see services/kafka_security.py)."""
+
+    protocol: Annotated[str, BeforeValidator(_upper)] = Field(
+        "PLAINTEXT", validation_alias="KAFKA_SECURITY_PROTOCOL"
+    )
+    ca_file: str = Field("", validation_alias="KAFKA_SSL_CAFILE")
+    mechanism: Annotated[str, BeforeValidator(_upper)] = Field(
+        "SCRAM-SHA-512", validation_alias="KAFKA_SASL_MECHANISM"
+    )
+    username: str = Field("", validation_alias="KAFKA_SASL_USERNAME")
+    password: str = secret("KAFKA_SASL_PASSWORD")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL must be one of {sorted(PROTOCOLS)}")
+        if self.sasl and not (self.username and self.password):
+            raise ValueError(f"{self.protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in {"SSL", "SASL_SSL"}
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    def ssl_context(self) -> ssl.SSLContext:
+        # Certificates and host names verified (create_default_context's default).
+        return ssl.create_default_context(cafile=self.ca_file or None)
+
+
 class KafkaProcessSettings(EnvironmentSettings):
     """The base of the settings of a process that talks to Kafka."""
 
     # Named in lower case so no environment variable can shadow it: it is
     # built from its own variables by KafkaSettings.
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    security: KafkaSecurity = Field(default_factory=KafkaSecurity, repr=False)

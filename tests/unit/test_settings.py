@@ -103,3 +103,16 @@ def test_the_simulator_with_a_bad_variable_exits_naming_it() -> None:
     assert result.returncode == 2
     assert result.stderr.strip().startswith("refusing to start: SIMULATOR_SPEED: ")
     assert "Traceback" not in result.stderr
+
+
+def test_kafka_security_is_part_of_every_kafka_process_s_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "TLS")
+    with pytest.raises(SettingsError, match="KAFKA_SECURITY_PROTOCOL must be one of"):
+        ProcessorConfig.from_env()
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "sasl_ssl")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "dispatch")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "pw")
+    security = GatewaySettings.from_env().security
+    assert (security.protocol, security.tls, security.sasl) == ("SASL_SSL", True, True)
