@@ -9,21 +9,19 @@ DISPATCH_TOPIC_PREFIX (redelivery). See docs/console.md.
 from __future__ import annotations
 
 import logging
-import sys
 
 import uvicorn
 
 from services.console.app import create_app
-from services.console.settings import ConsoleMisconfigured, ConsoleSettings
+from services.console.settings import ConsoleSettings
+from services.settings import exit_on_bad_settings
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per sample otherwise
-    try:
+    with exit_on_bad_settings():
         settings = ConsoleSettings.from_env()
-    except ConsoleMisconfigured as exc:
-        sys.exit(f"dispatch-console: {exc}")
     logging.getLogger("dispatch.console").info(
         "console at http://%s:%s/console reading %s",
         settings.host,

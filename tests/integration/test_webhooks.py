@@ -32,10 +32,12 @@ from events.codec import decode_event, encode, to_json
 from events.commands import DeliverWebhook
 from events.dispatch import WebhookAbandoned, WebhookDelivered
 from services.kafka import KafkaSettings, make_producer
+from services.webhooks.state import decode_state, state_topic
 from services.webhooks.verify import InvalidWebhook, verify_webhook
 from tests.conftest import kafka_env
 from tests.kafka_helpers import read_records, wait_for
 from tests.processes import BIN, Process, free_port
+from tests.waiting import holds_for, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -108,8 +110,8 @@ class Receiver:
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:  # noqa: ASYNC110 - uvicorn offers only a flag
-            await asyncio.sleep(0.02)
+        server = self._server
+        await wait_until(lambda: server.started, 10, what="the receiver listens")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -301,8 +303,8 @@ async def test_signed_webhooks_arrive_as_commanded_final_last_and_once(
             kafka_settings, kafka_settings.topics.dead_letters, until=lambda r: len(r) >= 1
         )
         assert parked.value == b"{oops"
-        await asyncio.sleep(0.5)
-        assert len(receiver.received) == 4
+        # That the repeated commands are never sent can only be watched for a while.
+        await holds_for(lambda: len(receiver.received) == 4, 0.5, what="no command sent twice")
 
         events = await outcomes(kafka_settings, 4)
         assert {e.webhook_id for e in events} == {
@@ -413,10 +415,18 @@ async def test_a_kill_9_during_retries_loses_nothing_and_keeps_the_schedule(
         await send_commands(kafka_settings, [webhook])
 
         await arrived(lambda: len(receiver.at("/status")) == 2)
+
         # Killed while waiting for the next retry (due 4 s later), once the
         # second attempt's outcome is recorded: a kill in the middle of an
         # attempt repeats that attempt instead (at least once, same id).
-        await asyncio.sleep(1.0)
+        def second_attempt_recorded(records: list[ConsumerRecord]) -> bool:
+            states = [decode_state(r.value) for r in records if r.value is not None]
+            return any(s.webhook_id == webhook.event_id and s.attempts >= 2 for s in states)
+
+        recorded = await read_records(
+            kafka_settings, state_topic(kafka_settings), until=second_attempt_recorded
+        )
+        assert second_attempt_recorded(recorded), "the second attempt was never recorded"
         first.kill9()
         await start_deliverer(processes, tmp_path, env, name="webhooks-again")
 
