@@ -188,6 +188,10 @@ class Figures:
     failovers: dict[str, int]  # reason → failovers ever
     webhooks_abandoned: int  # dispatches with a webhook abandoned and not redelivered
     final_reports_pending: int  # finished dispatches whose final report is not out yet
+    # The webhook backlog: every webhook (status and final) sent to the
+    # deliverer and neither delivered nor abandoned yet, and those abandoned.
+    webhooks_pending: int = 0
+    webhooks_abandoned_total: int = 0
 
 
 def figures(db: sqlite3.Connection) -> Figures:
@@ -209,6 +213,16 @@ def figures(db: sqlite3.Connection) -> Figures:
         ),
         final_reports_pending=_count(
             db, "SELECT count(*) FROM console_dispatches WHERE final_report_pending"
+        ),
+        webhooks_pending=_count(
+            db,
+            "SELECT coalesce(sum(webhooks_pending), 0) FROM console_dispatches "
+            "WHERE webhooks_pending > 0",
+        ),
+        webhooks_abandoned_total=_count(
+            db,
+            "SELECT coalesce(sum(webhooks_abandoned), 0) FROM console_dispatches "
+            "WHERE webhooks_abandoned > 0",
         ),
     )
 

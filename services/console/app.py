@@ -258,7 +258,13 @@ def create_app(settings: ConsoleSettings) -> Starlette:
     )
 
 
-_LEVELS = ("in_flight", "final_reports_pending", "webhooks_abandoned", "lateness_p99")
+_LEVELS = (
+    "in_flight",
+    "final_reports_pending",
+    "webhooks_pending",
+    "webhooks_abandoned",
+    "lateness_p99",
+)
 
 
 def _safe_next(request: Request, given: str | None = None) -> str:

@@ -98,7 +98,8 @@ class Sampler:
             "at": time.time(),
             "in_flight": figures.in_flight,
             "final_reports_pending": figures.final_reports_pending,
-            "webhooks_abandoned": figures.webhooks_abandoned,
+            "webhooks_abandoned": figures.webhooks_abandoned_total,
+            "webhooks_pending": figures.webhooks_pending,
             "lateness_p99": await self.lateness_p99(client),
         }
         self.samples.append(sample)
@@ -150,6 +151,16 @@ class FiguresCollector:
             "dispatch_projection_webhooks_abandoned_dispatches",
             "Dispatches with a webhook abandoned and not delivered since.",
             value=figures.webhooks_abandoned,
+        )
+        yield GaugeMetricFamily(
+            "dispatch_projection_webhooks_abandoned",
+            "Webhooks (status and final) abandoned and not delivered since.",
+            value=figures.webhooks_abandoned_total,
+        )
+        yield GaugeMetricFamily(
+            "dispatch_projection_webhooks_pending",
+            "Webhooks (status and final) sent to the deliverer, not yet delivered nor abandoned.",
+            value=figures.webhooks_pending,
         )
         yield GaugeMetricFamily(
             "dispatch_projection_final_reports_pending",

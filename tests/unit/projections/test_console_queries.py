@@ -10,12 +10,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from events.codec import encode
+from events.commands import DeliverWebhook
 from events.dispatch import WebhookAbandoned, WebhookDelivered
 from projections import console_queries as queries
 from projections import view as views
 from projections.console_schema import ensure_console_schema
 from projections.sqlite_store import SQLiteStore
 from projections.store import Batch, HistoryRow
+from services.processor.decide import Policy
+from services.processor.engine import Stores, process
 from tests.fixtures_events import T0, failover_history, rejected_history
 
 
@@ -190,3 +193,75 @@ def test_a_dispatch_page_reads_its_view_and_history() -> None:
 
 def test_times_are_compared_as_utc() -> None:
     assert datetime.fromisoformat(T0.isoformat()).tzinfo == UTC
+
+
+def processor_webhooks(events: list[Any]) -> set[str]:
+    """The webhook ids the real processor sends the deliverer for ``events``."""
+    stores = Stores(dispatches={}, buckets={}, cursors={})
+    sent: set[str] = set()
+    for offset, event in enumerate(events):
+        result = process(stores, 0, offset, event, Policy())
+        sent |= {str(o.event_id) for o in result.outputs if isinstance(o, DeliverWebhook)}
+    return sent
+
+
+def test_the_backlog_counts_every_pending_webhook_and_each_abandoned_one() -> None:
+    store = SQLiteStore(":memory:")
+    completed, refused = uuid.uuid4(), uuid.uuid4()
+    completed_events = failover_history(completed, "app-a")
+    refused_events = rejected_at(refused, "app-b", T0)
+    offset = project(store, completed_events)
+    project(store, refused_events, offset)
+    pending = asyncio.run(store.view(str(completed)))["webhooks"]["pending"]  # type: ignore[index]
+    final = next(
+        str(e.webhook_id)
+        for e in completed_events
+        if isinstance(e, WebhookDelivered) and e.kind == "final"
+    )
+    # Status webhooks as well as the final report: exactly the processor's
+    # webhooks, less the final report the history says was delivered.
+    assert set(pending) == processor_webhooks(completed_events) - {final}
+    refused_pending = asyncio.run(store.view(str(refused)))["webhooks"]["pending"]  # type: ignore[index]
+    assert set(refused_pending) == processor_webhooks(refused_events)
+    figures = queries.figures(db(store))
+    assert figures.webhooks_pending == len(pending) + len(refused_pending)
+    assert figures.webhooks_abandoned_total == 0
+
+    # The refused dispatch's two webhooks abandoned, one of the other's delivered.
+    outcomes: list[Any] = [
+        WebhookAbandoned(
+            dispatch_uuid=refused, webhook_id=uuid.UUID(w), kind="status", attempts=3, reason="x"
+        )
+        for w in refused_pending
+    ]
+    outcomes.append(
+        WebhookDelivered(
+            dispatch_uuid=completed,
+            webhook_id=uuid.UUID(pending[0]),
+            kind="status",
+            attempts=1,
+            http_status=200,
+        )
+    )
+    project(store, outcomes, 100)
+    figures = queries.figures(db(store))
+    assert figures.webhooks_pending == len(pending) + len(refused_pending) - 3
+    assert (figures.webhooks_abandoned_total, figures.webhooks_abandoned) == (2, 1)
+
+
+def test_an_index_from_before_the_backlog_column_gets_it_on_open(tmp_path: Any) -> None:
+    path = tmp_path / "older.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE views (dispatch_uuid TEXT PRIMARY KEY, application_id TEXT NOT NULL, "
+        "view BLOB NOT NULL);"
+        "CREATE TABLE console_dispatches (dispatch_uuid TEXT PRIMARY KEY, "
+        "application_id TEXT NOT NULL, status TEXT NOT NULL, requested_at TEXT NOT NULL, "
+        "finished_at TEXT, failed_over INTEGER NOT NULL, webhooks_abandoned INTEGER NOT NULL, "
+        "final_report_pending INTEGER NOT NULL, channels TEXT);"
+    )
+    old.close()
+    store = SQLiteStore(str(path))
+    dispatch = uuid.uuid4()
+    project(store, rejected_at(dispatch, "app-b", T0))
+    assert queries.figures(db(store)).webhooks_pending > 0
