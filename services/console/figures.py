@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,19 +28,19 @@ FIGURES_TTL_S = 5.0
 class FiguresCache:
     """The last figures read, for ``ttl_s``; one reader at a time."""
 
-    def __init__(self, read: Callable[[], queries.Figures], ttl_s: float) -> None:
+    def __init__(self, read: Callable[[], Awaitable[queries.Figures]], ttl_s: float) -> None:
         self._read = read
         self._ttl_s = ttl_s
-        self._lock = threading.Lock()
-        self._value: queries.Figures | None = None
+        self._lock = asyncio.Lock()
+        self.latest: queries.Figures | None = None
         self._read_at = 0.0
 
-    def get(self) -> queries.Figures:
-        with self._lock:
-            if self._value is None or time.monotonic() - self._read_at > self._ttl_s:
-                self._value = self._read()
+    async def get(self) -> queries.Figures:
+        async with self._lock:
+            if self.latest is None or time.monotonic() - self._read_at > self._ttl_s:
+                self.latest = await self._read()
                 self._read_at = time.monotonic()
-            return self._value
+            return self.latest
 
 
 def quantile_from_buckets(buckets: list[tuple[float, float]], q: float) -> float | None:
@@ -71,7 +70,7 @@ def lateness_buckets(metrics_text: str) -> list[tuple[float, float]]:
 class Sampler:
     """Keeps the recent history of the figures that are a level, not a count."""
 
-    read_figures: Callable[[], queries.Figures]
+    read_figures: Callable[[], Awaitable[queries.Figures]]
     processor_metrics_url: str | None
     interval_s: float = 10.0
     samples: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=SAMPLES_KEPT))
@@ -93,7 +92,7 @@ class Sampler:
         return quantile_from_buckets(delta, 0.99)
 
     async def sample(self, client: httpx.AsyncClient) -> dict[str, Any]:
-        figures = await asyncio.to_thread(self.read_figures)
+        figures = await self.read_figures()
         sample = {
             "at": time.time(),
             "in_flight": figures.in_flight,
@@ -119,13 +118,16 @@ class Sampler:
 
 
 class FiguresCollector:
-    """Prometheus collector: the projection's figures, read at scrape time."""
+    """Prometheus collector: the projection's figures, as last read (the
+    ``/metrics`` route reads them, through the cache, before each scrape)."""
 
-    def __init__(self, read_figures: Callable[[], queries.Figures]) -> None:
-        self._read = read_figures
+    def __init__(self, cache: FiguresCache) -> None:
+        self._cache = cache
 
     def collect(self) -> Iterator[Any]:
-        figures = self._read()
+        figures = self._cache.latest
+        if figures is None:
+            return
         yield GaugeMetricFamily(
             "dispatch_projection_dispatches_in_flight",
             "Dispatches not yet completed or failed.",
