@@ -53,6 +53,7 @@ def create_app(settings: ConsoleSettings) -> Starlette:
         read_figures=figures.get,
         processor_metrics_url=settings.processor_metrics_url,
         interval_s=settings.sample_interval_s,
+        internal_token=settings.internal_token,
     )
     registry = CollectorRegistry()
     registry.register(FiguresCollector(figures))

@@ -73,6 +73,7 @@ class Sampler:
     read_figures: Callable[[], Awaitable[queries.Figures]]
     processor_metrics_url: str | None
     interval_s: float = 10.0
+    internal_token: str | None = None
     samples: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=SAMPLES_KEPT))
     _previous_buckets: list[tuple[float, float]] = field(default_factory=list)
 
@@ -105,7 +106,8 @@ class Sampler:
         return sample
 
     async def run(self) -> None:
-        async with httpx.AsyncClient(timeout=2.0) as client:
+        headers = {"Authorization": f"Bearer {self.internal_token}"} if self.internal_token else {}
+        async with httpx.AsyncClient(timeout=2.0, headers=headers) as client:
             while True:
                 try:
                     await self.sample(client)
