@@ -21,6 +21,7 @@ from events.dispatch import (
     TimerScheduled,
     UsageAmended,
     WebhookAbandoned,
+    WebhookAttemptFailed,
     WebhookDelivered,
     WorkflowCompleted,
     WorkflowFailed,
@@ -41,6 +42,7 @@ LogEvent = (
     | UsageAmended
     | WebhookDelivered
     | WebhookAbandoned
+    | WebhookAttemptFailed
     | Tick
 )
 """Anything that may be read from ``dispatch.events``."""

@@ -8,6 +8,7 @@ redelivered event, cannot double-count a status or a price.
 from __future__ import annotations
 
 import os
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -29,6 +30,12 @@ from events.dispatch import (
     WorkflowFailed,
     WorkflowRequested,
 )
+from services.processor.decide import (
+    final_webhook_id,
+    send_failure_webhook_id,
+    status_webhook_id,
+)
+from services.processor.fold import status_key
 
 View = dict[str, Any]
 
@@ -71,7 +78,7 @@ def new_view(event: WorkflowRequested) -> View:
         "steps": steps,
         "usage": {"price": "0", "currency": "EUR"},
         "final_report": {"status": None, "delivered": False, "abandoned": False},
-        "webhooks": {"delivered": [], "abandoned": []},
+        "webhooks": {"delivered": [], "abandoned": [], "pending": []},
     }
 
 
@@ -104,6 +111,7 @@ def apply(view: View | None, event: LogEvent) -> View | None:
                 _submitted(view, step, event.attempted_at)
         case MessageSendFailed():
             if step is not None and step["error"] is None:
+                _issued(view, send_failure_webhook_id(view["dispatch_uuid"], event.step))
                 step["error"] = event.error.model_dump()
                 step["state"] = "failed"
                 # The provider gave no message_uuid; the command id (the
@@ -120,6 +128,7 @@ def apply(view: View | None, event: LogEvent) -> View | None:
             _apply_status(view, event)
         case WorkflowCompleted() | WorkflowFailed():
             if view["status"] == "in_progress":
+                _issued(view, final_webhook_id(view["dispatch_uuid"]))
                 view["status"] = "completed" if isinstance(event, WorkflowCompleted) else "error"
                 view["final_report"]["status"] = view["status"]
                 view["finished_at"] = _iso(event.occurred_at)
@@ -164,6 +173,7 @@ def _apply_status(view: View, event: MessageStatusReceived) -> None:
     if len(step["statuses"]) >= MAX_STATUSES_PER_MESSAGE:
         return  # the processor drops it too (Policy.max_statuses_per_message)
     step["statuses"].append(entry)
+    _issued(view, status_webhook_id(view["dispatch_uuid"], status_key(event)))
     if step["message_uuid"] is None:
         step["message_uuid"] = event.message_uuid
     if event.usage is not None:
@@ -190,6 +200,26 @@ def _note_webhook(view: View, outcome: str, webhook_id: str) -> None:
     ids: list[str] = view["webhooks"][outcome]
     if webhook_id not in ids:
         ids.append(webhook_id)
+    pending: list[str] = view["webhooks"].get("pending", [])
+    if webhook_id in pending:
+        pending.remove(webhook_id)
+
+
+def _issued(view: View, webhook_id: uuid.UUID) -> None:
+    """A webhook the processor sent to the deliverer for this event: pending
+    until its WebhookDelivered or WebhookAbandoned (same partition, later).
+
+    The ids are the processor's own (``services/processor/decide.py``), so
+    an event it webhooks once is counted once however often it is folded.
+    A view written before this field existed starts counting from here.
+    """
+    text = str(webhook_id)
+    hooks = view["webhooks"]
+    if text in hooks["delivered"] or text in hooks["abandoned"]:
+        return
+    pending: list[str] = hooks.setdefault("pending", [])
+    if text not in pending:
+        pending.append(text)
 
 
 def _step(view: View, index: int | None) -> dict[str, Any] | None:

@@ -1,7 +1,8 @@
 """``dispatch-console``: the operator console at ``/console``.
 
 Environment: CONSOLE_TOKEN (required), CONSOLE_HOST (127.0.0.1), CONSOLE_PORT
-(8060), PROJECTOR_DB (the projector's SQLite store, read only),
+(8060), PROJECTOR_STORE_URL (a PostgreSQL store) or PROJECTOR_DB (the
+projector's SQLite file), read only,
 CONSOLE_PROCESSOR_METRICS_URL (timer lateness), KAFKA_BOOTSTRAP and
 DISPATCH_TOPIC_PREFIX (redelivery). See docs/console.md.
 """
@@ -12,6 +13,7 @@ import logging
 
 import uvicorn
 
+from projections.store import redacted
 from services.console.app import create_app
 from services.console.settings import ConsoleSettings
 from services.settings import exit_on_bad_settings
@@ -26,7 +28,7 @@ def main() -> None:
         "console at http://%s:%s/console reading %s",
         settings.host,
         settings.port,
-        settings.projector_db,
+        redacted(settings.store_url),
     )
     uvicorn.run(
         create_app(settings),

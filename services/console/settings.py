@@ -6,6 +6,7 @@ from typing import Self
 
 from pydantic import Field, field_validator, model_validator
 
+from projections.store import DEFAULT_SQLITE_PATH
 from services.settings import KafkaProcessSettings
 
 MIN_TOKEN_LENGTH = 16
@@ -15,7 +16,10 @@ LOOPBACK_METRICS = "loopback"
 
 class ConsoleSettings(KafkaProcessSettings):
     token: str = Field("", repr=False, validation_alias="CONSOLE_TOKEN")
-    projector_db: str = Field(".local/projections.sqlite3", validation_alias="PROJECTOR_DB")
+    # The projection store, read only: ``postgresql://...``, or (empty) the
+    # SQLite file at ``projector_db``.
+    projector_store_url: str = Field("", validation_alias="PROJECTOR_STORE_URL")
+    projector_db: str = Field(DEFAULT_SQLITE_PATH, validation_alias="PROJECTOR_DB")
     host: str = Field("127.0.0.1", validation_alias="CONSOLE_HOST")
     port: int = Field(8060, ge=0, le=65535, validation_alias="CONSOLE_PORT")
     # Empty (or None): no timer lateness shown.
@@ -25,6 +29,12 @@ class ConsoleSettings(KafkaProcessSettings):
     processor_metrics_port: int = Field(9102, validation_alias="PROCESSOR_METRICS_PORT")
     sample_interval_s: float = Field(10.0, gt=0, validation_alias="CONSOLE_SAMPLE_INTERVAL_S")
     secure_cookie: bool = Field(False, validation_alias="CONSOLE_SECURE_COOKIE")
+    # Sent to the processor's metrics, which need it beyond loopback.
+    internal_token: str | None = Field(None, repr=False, validation_alias="DISPATCH_INTERNAL_TOKEN")
+
+    @property
+    def store_url(self) -> str:
+        return self.projector_store_url.strip() or self.projector_db
 
     @field_validator("token")
     @classmethod

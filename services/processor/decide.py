@@ -67,6 +67,10 @@ def final_webhook_id(dispatch_uuid: str) -> uuid.UUID:
     return deterministic_id(dispatch_uuid, "final", "webhook")
 
 
+def send_failure_webhook_id(dispatch_uuid: str, step: int) -> uuid.UUID:
+    return deterministic_id(dispatch_uuid, step, "send-failed-webhook")
+
+
 def status_webhook_id(dispatch_uuid: str, key: str) -> uuid.UUID:
     """The status webhook's id, from the status's ``status_key``."""
     return deterministic_id(dispatch_uuid, key, "status-webhook")
@@ -291,7 +295,7 @@ def status_webhook(
 def send_failure_webhook(state: DispatchState, step: StepState) -> DeliverWebhook:
     payload = send_failure_payload(state, step)
     return DeliverWebhook(
-        event_id=deterministic_id(state.dispatch_uuid, step.index, "send-failed-webhook"),
+        event_id=send_failure_webhook_id(state.dispatch_uuid, step.index),
         dispatch_uuid=uuid_of(state.dispatch_uuid),
         occurred_at=datetime.fromisoformat(str((step.send_failed or {})["at"])),
         application_id=state.application_id,

@@ -132,7 +132,7 @@ def apply(state: DispatchState | None, event: LogEvent) -> DispatchState | None:
             state.reported_usage = {m: u["price"] for m, u in state.usage.items()}
     elif isinstance(event, UsageAmended):
         state.reported_usage[event.message_uuid] = event.usage.price
-    # Tick, WebhookDelivered, WebhookAbandoned: nothing to fold.
+    # Tick, WebhookDelivered, WebhookAbandoned, WebhookAttemptFailed: nothing to fold.
     return state
 
 

@@ -30,7 +30,7 @@ from events.applications import ApplicationRegistered
 from events.base import deterministic_id
 from events.codec import decode_event, encode, to_json
 from events.commands import DeliverWebhook
-from events.dispatch import WebhookAbandoned, WebhookDelivered
+from events.dispatch import WebhookAbandoned, WebhookAttemptFailed, WebhookDelivered
 from services.kafka import KafkaSettings, make_producer
 from services.webhooks.state import decode_state, state_topic
 from services.webhooks.verify import InvalidWebhook, verify_webhook
@@ -231,15 +231,31 @@ async def start_deliverer(
     return process
 
 
+def _is_outcome(record: ConsumerRecord) -> bool:
+    return isinstance(decode_event(record.value), WebhookDelivered | WebhookAbandoned)
+
+
 async def outcomes(
     settings: KafkaSettings, count: int, timeout: float = 30.0
 ) -> list[WebhookDelivered | WebhookAbandoned]:
+    """The first ``count`` outcomes on the events topic (failed attempts are
+    there too, before them)."""
+
     def done(records: list[ConsumerRecord]) -> bool:
-        return len(records) >= count
+        return sum(1 for r in records if _is_outcome(r)) >= count
 
     records = await read_records(settings, settings.topics.events, until=done, timeout=timeout)
     events = [decode_event(r.value) for r in records]
     return [e for e in events if isinstance(e, WebhookDelivered | WebhookAbandoned)]
+
+
+async def failed_attempts(settings: KafkaSettings, count: int) -> list[WebhookAttemptFailed]:
+    def done(records: list[ConsumerRecord]) -> bool:
+        return len(records) >= count
+
+    records = await read_records(settings, settings.topics.events, until=done, timeout=30.0)
+    events = [decode_event(r.value) for r in records]
+    return [e for e in events if isinstance(e, WebhookAttemptFailed)]
 
 
 async def arrived(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -344,6 +360,13 @@ async def test_failures_are_retried_on_a_doubling_capped_schedule(
         [event] = await outcomes(kafka_settings, 1)
         assert isinstance(event, WebhookDelivered)
         assert (event.attempts, event.http_status) == (5, 200)
+        # Each failed attempt is on the log with its answer, before the outcome.
+        failed = await failed_attempts(kafka_settings, 5)
+        assert [(a.attempt, a.round) for a in failed] == [(1, 0), (2, 0), (3, 0), (4, 0)]
+        assert [a.http_status for a in failed] == [503, 500, 429, 408]
+        assert all(a.answer.startswith(f"HTTP {a.http_status}") for a in failed)
+        assert {a.webhook_id for a in failed} == {webhook.event_id}
+        assert all(a.next_attempt_at > a.occurred_at for a in failed)
 
 
 async def test_refusals_and_exhausted_retries_are_abandoned_with_the_reason(

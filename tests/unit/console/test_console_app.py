@@ -1,18 +1,17 @@
-"""The console's HTTP surface over a real SQLite store (no broker): sign-in,
-refusals a user can read, the pages' content and the figures on /metrics."""
+"""The console's HTTP surface over a real store, SQLite and PostgreSQL (no
+broker): sign-in, refusals a user can read, the pages' content and the
+figures on /metrics."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from events.topics import Topics
-from projections.sqlite_store import SQLiteStore
+from projections.store import open_store
 from services.console import auth
 from services.console.app import create_app
 from services.console.charts import bars, sparkline
@@ -27,27 +26,29 @@ TOKEN = "operator-token-0123456789"
 
 
 @pytest.fixture
-def dispatch_uuid(tmp_path: Path) -> str:
-    store = SQLiteStore(str(tmp_path / "projections.sqlite3"))
+async def dispatch_uuid(store_url: str) -> str:
+    store = await open_store(store_url)
     dispatch = uuid.uuid4()
-    project(store, failover_history(dispatch, "app-a"))
-    asyncio.run(store.close())
+    await project(store, failover_history(dispatch, "app-a"))
+    await store.close()
     return str(dispatch)
 
 
 @pytest.fixture
-async def client(tmp_path: Path, dispatch_uuid: str) -> AsyncIterator[httpx.AsyncClient]:
+async def client(store_url: str, dispatch_uuid: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = ConsoleSettings(
         token=TOKEN,
-        projector_db=str(tmp_path / "projections.sqlite3"),
+        projector_store_url=store_url,
         kafka=KafkaSettings(
             bootstrap_servers="127.0.0.1:1", partitions=1, topics=Topics.from_prefix("")
         ),
         processor_metrics_url=None,
     )
-    transport = httpx.ASGITransport(app=create_app(settings))
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as c:
         yield c
+    await app.state.store.close()
 
 
 async def signed_in(client: httpx.AsyncClient) -> httpx.AsyncClient:
