@@ -41,7 +41,7 @@ fmt: install
 LOCK_OPTS := --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock"
 lock: install
 	$(VENV)/bin/uv pip compile -q pyproject.toml requirements-build.in $(LOCK_OPTS) -o requirements.lock
-	$(VENV)/bin/uv pip compile -q pyproject.toml requirements-build.in --extra dev $(LOCK_OPTS) \
+	$(VENV)/bin/uv pip compile -q pyproject.toml requirements-build.in --extra dev --extra bench $(LOCK_OPTS) \
 		-o requirements-dev.lock
 
 broker-start:
