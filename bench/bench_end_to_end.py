@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +51,14 @@ from bench.e2e_support import (  # noqa: E402
     postgres_pid,
     wait_all_finals,
 )
-from events.base import deterministic_id  # noqa: E402
+from bench.kafka_counts import (  # noqa: E402
+    broker_threads,
+    counting_env,
+    end_offsets,
+    process_counts,
+    table,
+)
+from events.references import client_ref  # noqa: E402
 from events.topics import Topics  # noqa: E402
 from services.kafka import KafkaSettings, ensure_topics, make_producer  # noqa: E402
 from tests.integration.stack import (  # noqa: E402
@@ -62,7 +70,12 @@ from tests.integration.stack import (  # noqa: E402
 
 
 async def run_pipeline(
-    stack: Stack, count: int, concurrency: int, wait_each: bool = False, idle_s: float = 10
+    stack: Stack,
+    count: int,
+    concurrency: int,
+    wait_each: bool = False,
+    idle_s: float = 10,
+    counts_dir: Path | None = None,
 ) -> RunFigures:
     app = stack.create_app("bench")
     receiver = stack.receiver
@@ -97,6 +110,8 @@ async def run_pipeline(
         idle_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         await asyncio.sleep(idle_s)
         idle = {name: (cpu_seconds(pid) - idle_before[name]) / idle_s for name, pid in pids.items()}
+        kafka_before = await kafka_snapshot(stack, counts_dir)
+        threads_before = broker_threads(broker) if broker and counts_dir else None
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
 
         async def submit(i: int) -> str | None:
@@ -118,13 +133,15 @@ async def run_pipeline(
         await wait_all_finals(receiver, posted_at, final_at, timeout=300)
         finished = max(final_at.get(u, time.time()) for u in posted_at)
         cpu_after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        threads_after = broker_threads(broker) if broker and counts_dir else None
         sends = (await client.get(f"{stack.simulator}/_sim/sends")).json()["first_attempt_at"]
+        if counts_dir is not None:
+            await asyncio.sleep(0.5)  # each process writes its counts every 0.25 s
+        kafka_after = await kafka_snapshot(stack, counts_dir)
 
     completed = [u for u in posted_at if u in final_at]
     to_provider = [
-        sends[str(deterministic_id(u, 0, "send"))] - posted_at[u]
-        for u in completed
-        if str(deterministic_id(u, 0, "send")) in sends
+        sends[client_ref(u, 0)] - posted_at[u] for u in completed if client_ref(u, 0) in sends
     ]
     return RunFigures(
         system="Dispatch",
@@ -135,6 +152,44 @@ async def run_pipeline(
         to_final=[final_at[u] - posted_at[u] for u in completed],
         cpu={name: cpu_after[name] - cpu_before[name] for name in pids},
         idle=idle,
+        details=kafka_table(
+            stack,
+            len(completed),
+            kafka_before,
+            kafka_after,
+            (threads_before, threads_after) if threads_before and threads_after else None,
+        ),
+    )
+
+
+KafkaSnapshot = tuple[dict[str, int], dict[str, Counter[str]]] | None
+
+
+async def kafka_snapshot(stack: Stack, counts_dir: Path | None) -> KafkaSnapshot:
+    """End offsets of every topic and each process's request counts: None when not counting."""
+    if counts_dir is None:
+        return None
+    return (
+        await end_offsets(stack.settings.bootstrap_servers),
+        process_counts(counts_dir, {p.name: p.popen.pid for p in stack.processes}),
+    )
+
+
+def kafka_table(
+    stack: Stack,
+    completed: int,
+    before: KafkaSnapshot,
+    after: KafkaSnapshot,
+    broker: tuple[dict[str, float], dict[str, float]] | None,
+) -> list[str]:
+    if before is None or after is None:
+        return []
+    return table(
+        completed,
+        stack.settings.topics.events.removesuffix("dispatch.events"),
+        (before[0], after[0]),
+        (before[1], after[1]),
+        broker,
     )
 
 
@@ -218,6 +273,11 @@ async def main() -> None:
         default=None,
         help="projection store (PROJECTOR_STORE_URL); PostgreSQL for more than one projector",
     )
+    parser.add_argument(
+        "--no-kafka-counts",
+        action="store_true",
+        help="leave out the per-dispatch Kafka record and request table (and its counting)",
+    )
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     os.environ["E2E_SIMULATOR_SPEED"] = args.speed
@@ -234,6 +294,7 @@ async def main() -> None:
             idle_s=args.idle_s,
             instances=args.instances,
             store_url=args.store_url,
+            count_kafka=not args.no_kafka_counts,
         )
 
     print(
@@ -273,9 +334,13 @@ async def run_dispatch(
     idle_s: float = 10,
     instances: int = 1,
     store_url: str | None = None,
+    count_kafka: bool = True,
 ) -> RunFigures:
-    """The whole product on a fresh topic prefix, timed over ``count`` dispatches."""
+    """The whole product on a fresh topic prefix, timed over ``count``
+    dispatches; with ``count_kafka``, every Kafka record and request counted
+    (``bench/kafka_counts.py``)."""
     with tempfile.TemporaryDirectory() as tmp:
+        counts_dir = Path(tmp) / "kafka-counts" if count_kafka else None
         settings = KafkaSettings(
             bootstrap_servers=bootstrap,
             partitions=8,
@@ -288,9 +353,12 @@ async def run_dispatch(
         stack = Stack(
             settings=settings, tmp=Path(tmp), receiver=receiver, store_url=store_url, scale=scale
         )
+        if counts_dir is not None:
+            counts_dir.mkdir()
+            stack.extra_env.update(counting_env(counts_dir))
         try:
             await asyncio.to_thread(stack.start_all)
-            return await run_pipeline(stack, count, concurrency, wait_each, idle_s)
+            return await run_pipeline(stack, count, concurrency, wait_each, idle_s, counts_dir)
         finally:
             await asyncio.to_thread(stack.stop_all)
 

@@ -143,6 +143,7 @@ class RunFigures:
     to_final: list[float]
     cpu: dict[str, float]  # CPU-seconds by process over the run
     idle: dict[str, float] = field(default_factory=dict)  # CPU-seconds a second at rest
+    details: list[str] = field(default_factory=list)  # more lines to print (Kafka counts)
 
     @property
     def rate(self) -> float:
@@ -175,4 +176,4 @@ class RunFigures:
                 f"{1000 * seconds / max(self.completed, 1):6.2f} ms per dispatch"
             )
         out.append(f"  CPU per dispatch, all processes: {self.cpu_ms_per_dispatch:.1f} ms")
-        return out
+        return out + ["  " + line for line in self.details]
