@@ -184,6 +184,10 @@ def main() -> None:
         "KAFKA_BOOTSTRAP": os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
         "DISPATCH_TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:8]}.",
         "GATEWAY_RATE_LIMIT_PER_S": "0",
+        # Seals the application's signature secret (a throwaway key per run).
+        "DISPATCH_SECRETS_KEYS": os.environ.get(
+            "DISPATCH_SECRETS_KEYS", "bench=" + base64.urlsafe_b64encode(os.urandom(32)).decode()
+        ),
     }
     created = subprocess.run(
         [str(BIN / "dispatch"), "apps", "create", "--json", "--name", "bench",
