@@ -173,6 +173,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument(
+        "--other-checkout",
+        type=Path,
+        help="also load the gateway of this checkout (its .venv), in turn with this one: an A/B",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="each server loaded N times in turn")
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
@@ -197,25 +203,35 @@ def main() -> None:
     app = orjson.loads(created.stdout)
     auth = "Basic " + base64.b64encode(f"{app['api_key']}:{app['api_secret']}".encode()).decode()
 
-    gateway_port, bare_port = free_port(), free_port()
     log_path = Path(tempfile.gettempdir()) / f"bench-gateway-{uuid.uuid4().hex[:6]}.log"
+    servers: list[tuple[str, subprocess.Popen[bytes], int]] = []
     with log_path.open("wb") as log:
-        gateway = subprocess.Popen(
-            [str(BIN / "dispatch-gateway")],
-            # The bench posts no status callbacks; a secret only lets it start.
-            env={**env, "GATEWAY_PORT": str(gateway_port), "INBOUND_SIGNATURE_SECRET": "b" * 32},
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        bare = subprocess.Popen(
-            [sys.executable, __file__, "--serve-bare", str(bare_port)],
-            start_new_session=True,
-        )  # fmt: skip
+
+        def start_gateway(name: str, bin_dir: Path) -> None:
+            port = free_port()
+            process = subprocess.Popen(
+                [str(bin_dir / "dispatch-gateway")],
+                # The bench posts no status callbacks; a secret only lets it start.
+                env={**env, "GATEWAY_PORT": str(port), "INBOUND_SIGNATURE_SECRET": "b" * 32},
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+            servers.append((name, process, port))
+
         try:
-            run(args, auth, gateway, gateway_port, bare, bare_port)
+            start_gateway("gateway", BIN)
+            if args.other_checkout:
+                start_gateway("other", args.other_checkout.resolve() / ".venv" / "bin")
+            bare_port = free_port()
+            bare = subprocess.Popen(
+                [sys.executable, __file__, "--serve-bare", str(bare_port)],
+                start_new_session=True,
+            )  # fmt: skip
+            servers.append(("bare", bare, bare_port))
+            run(args, auth, servers)
             print(f"gateway log: {log_path}")
         finally:
-            stop(gateway)
-            stop(bare)
+            for _, process, _ in servers:
+                stop(process)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -232,35 +248,39 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run(
-    args: argparse.Namespace,
-    auth: str,
-    gateway: subprocess.Popen[bytes],
-    gateway_port: int,
-    bare: subprocess.Popen[bytes],
-    bare_port: int,
+    args: argparse.Namespace, auth: str, servers: list[tuple[str, subprocess.Popen[bytes], int]]
 ) -> None:
-    wait_http(f"http://127.0.0.1:{gateway_port}/readyz")
+    for name, _, port in servers:
+        if name != "bare":
+            wait_http(f"http://127.0.0.1:{port}/readyz")
+    bare_port = servers[-1][2]
     for _ in range(100):  # the bare endpoint has no GET route: wait for its port
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", bare_port)) == 0:
                 break
         time.sleep(0.1)
     print(f"{args.connections} connections, {args.seconds:g} s each, body {len(BODY)} bytes")
-    results = {}
-    for name, process, port in (("gateway", gateway, gateway_port), ("bare", bare, bare_port)):
-        asyncio.run(load(port, auth, args.warmup, args.connections))
-        cpu_before = cpu_seconds(process.pid)
-        results[name] = asyncio.run(load(port, auth, args.seconds, args.connections))
-        cpu = cpu_seconds(process.pid) - cpu_before
-        per_request = cpu / max(results[name].accepted, 1) * 1e6
-        print(
-            results[name].line(name)
-            + f"   server CPU {cpu / results[name].seconds:.0%} of a core,"
-            + f" {per_request:.0f} us/req",
-            flush=True,
-        )
-    ratio = results["gateway"].accepted / max(results["bare"].accepted, 1)
-    print(f"gateway / bare: {ratio:.0%}")
+    if args.other_checkout:
+        print(f"other: the gateway of {args.other_checkout}")
+    accepted: dict[str, list[int]] = {name: [] for name, _, _ in servers}
+    for _ in range(args.rounds):
+        for name, process, port in servers:
+            asyncio.run(load(port, auth, args.warmup, args.connections))
+            cpu_before = cpu_seconds(process.pid)
+            result = asyncio.run(load(port, auth, args.seconds, args.connections))
+            cpu = cpu_seconds(process.pid) - cpu_before
+            per_request = cpu / max(result.accepted, 1) * 1e6
+            accepted[name].append(result.accepted)
+            print(
+                result.line(name)
+                + f"   server CPU {cpu / result.seconds:.0%} of a core,"
+                + f" {per_request:.0f} us/req",
+                flush=True,
+            )
+    for name in accepted:
+        if name != "bare":
+            ratio = sum(accepted[name]) / max(sum(accepted["bare"]), 1)
+            print(f"{name} / bare: {ratio:.0%}")
 
 
 if __name__ == "__main__":
