@@ -178,6 +178,13 @@ def main() -> None:
         type=Path,
         help="also load the gateway of this checkout (its .venv), in turn with this one: an A/B",
     )
+    parser.add_argument(
+        "--other-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the other gateway only (e.g. GATEWAY_PRODUCER_LINGER_MS=1)",
+    )
     parser.add_argument("--rounds", type=int, default=1, help="each server loaded N times in turn")
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -207,20 +214,28 @@ def main() -> None:
     servers: list[tuple[str, subprocess.Popen[bytes], int]] = []
     with log_path.open("wb") as log:
 
-        def start_gateway(name: str, bin_dir: Path) -> None:
+        def start_gateway(name: str, bin_dir: Path, own: dict[str, str]) -> None:
             port = free_port()
             process = subprocess.Popen(
                 [str(bin_dir / "dispatch-gateway")],
                 # The bench posts no status callbacks; a secret only lets it start.
-                env={**env, "GATEWAY_PORT": str(port), "INBOUND_SIGNATURE_SECRET": "b" * 32},
+                env={
+                    **env,
+                    "GATEWAY_PORT": str(port),
+                    "INBOUND_SIGNATURE_SECRET": "b" * 32,
+                    **own,
+                },
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
             servers.append((name, process, port))
 
         try:
-            start_gateway("gateway", BIN)
-            if args.other_checkout:
-                start_gateway("other", args.other_checkout.resolve() / ".venv" / "bin")
+            start_gateway("gateway", BIN, {})
+            if args.other_checkout or args.other_env:
+                other_bin = (
+                    args.other_checkout.resolve() / ".venv" / "bin" if args.other_checkout else BIN
+                )
+                start_gateway("other", other_bin, dict(e.split("=", 1) for e in args.other_env))
             bare_port = free_port()
             bare = subprocess.Popen(
                 [sys.executable, __file__, "--serve-bare", str(bare_port)],
@@ -260,8 +275,8 @@ def run(
                 break
         time.sleep(0.1)
     print(f"{args.connections} connections, {args.seconds:g} s each, body {len(BODY)} bytes")
-    if args.other_checkout:
-        print(f"other: the gateway of {args.other_checkout}")
+    if args.other_checkout or args.other_env:
+        print(f"other: the gateway of {args.other_checkout or 'this checkout'}, {args.other_env}")
     accepted: dict[str, list[int]] = {name: [] for name, _, _ in servers}
     for _ in range(args.rounds):
         for name, process, port in servers:
