@@ -85,6 +85,11 @@ def json_limit_problems(
     exceeds what the consumers can carry; empty when it is fine."""
     if _plainly_within_limits(value, max_depth):
         return []
+    return _problems_by_walk(value, raw, max_depth)
+
+
+def _problems_by_walk(value: Any, raw: bytes, max_depth: int) -> list[dict[str, str]]:
+    """Every value visited, with its path, to name each problem."""
     problems: list[dict[str, str]] = []
     suspicious_float = False
     for item, path, depth in _walk(value, max_depth):
