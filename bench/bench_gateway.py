@@ -176,7 +176,8 @@ def main() -> None:
     parser.add_argument(
         "--other-checkout",
         type=Path,
-        help="also load the gateway of this checkout (its .venv), in turn with this one: an A/B",
+        help="also load the gateway of this checkout (its code, run on this environment's "
+        "packages), in turn with this one: an A/B",
     )
     parser.add_argument(
         "--other-env",
@@ -214,10 +215,13 @@ def main() -> None:
     servers: list[tuple[str, subprocess.Popen[bytes], int]] = []
     with log_path.open("wb") as log:
 
-        def start_gateway(name: str, bin_dir: Path, own: dict[str, str]) -> None:
+        def start_gateway(name: str, code: Path | None, own: dict[str, str]) -> None:
             port = free_port()
+            # Another checkout's code on this environment's packages: ``-m``
+            # puts the working directory first on the path.
             process = subprocess.Popen(
-                [str(bin_dir / "dispatch-gateway")],
+                [sys.executable, "-m", "services.gateway.main"],
+                cwd=str(code or ROOT),
                 # The bench posts no status callbacks; a secret only lets it start.
                 env={
                     **env,
@@ -230,12 +234,10 @@ def main() -> None:
             servers.append((name, process, port))
 
         try:
-            start_gateway("gateway", BIN, {})
+            start_gateway("gateway", None, {})
             if args.other_checkout or args.other_env:
-                other_bin = (
-                    args.other_checkout.resolve() / ".venv" / "bin" if args.other_checkout else BIN
-                )
-                start_gateway("other", other_bin, dict(e.split("=", 1) for e in args.other_env))
+                code = args.other_checkout.resolve() if args.other_checkout else None
+                start_gateway("other", code, dict(e.split("=", 1) for e in args.other_env))
             bare_port = free_port()
             bare = subprocess.Popen(
                 [sys.executable, __file__, "--serve-bare", str(bare_port)],
