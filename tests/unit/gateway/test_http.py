@@ -166,6 +166,23 @@ async def test_basic_and_bearer_headers_at_once_get_401(gw: Gateway) -> None:
     assert "not both" in assert_problem(response, 401)["detail"]
 
 
+async def test_a_rotated_secret_is_refused_at_once_after_the_old_one_was_accepted(
+    gw: Gateway,
+) -> None:
+    assert (await gw.post(auth=basic())).status_code == 202
+    assert (await gw.post(auth=basic())).status_code == 202  # the check remembered
+    rotated = make_app(public_key_pem=PUBLIC_PEM, secret="a-new-s3cret-s3cret")
+    gw.registry.apps[rotated.application_id] = rotated
+    assert_problem(await gw.post(auth=basic()), 401)
+    assert (await gw.post(auth=basic(secret="a-new-s3cret-s3cret"))).status_code == 202
+
+
+async def test_a_removed_application_is_refused_after_it_was_accepted(gw: Gateway) -> None:
+    assert (await gw.post(auth=basic("key-2"))).status_code == 202
+    del gw.registry.apps["app-2"]
+    assert_problem(await gw.post(auth=basic("key-2")), 401)
+
+
 # -- the error matrix --------------------------------------------------------------
 async def test_malformed_json_is_400(gw: Gateway) -> None:
     assert_problem(await gw.post(auth=basic(), raw=b'{"template": "failover",'), 400)
