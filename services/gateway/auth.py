@@ -1,8 +1,9 @@
 """Who is calling: Basic (api_key:api_secret) or Bearer JWT (RS256, see
 :mod:`services.gateway.bearer`), never both.
 
-Pure functions of the ``Authorization`` header values and a lookup of
-applications, so the whole matrix is testable without HTTP or Kafka.
+Functions of the ``Authorization`` header values and a lookup of
+applications (plus a memo of Basic credentials already verified), so the
+whole matrix is testable without HTTP or Kafka.
 """
 
 from __future__ import annotations
