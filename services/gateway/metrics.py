@@ -14,14 +14,25 @@ REQUESTS = Counter(
 )
 
 
+# Each labelled child once: ``labels()`` costs more than ``inc()``. As many
+# entries as the metric has series.
+_COUNTERS: dict[tuple[str, str, int], Any] = {}
+
+
+def count_request(template: str, method: str, status: int) -> None:
+    key = (template, method, status)
+    counter = _COUNTERS.get(key)
+    if counter is None:
+        counter = _COUNTERS[key] = REQUESTS.labels(template, method, str(status))
+    counter.inc()
+
+
 class RequestMetrics:
     """ASGI middleware: counts every answered request by its route template
     (not the raw path, which would make one series per dispatch_uuid)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        # Each labelled child once: ``labels()`` costs more than ``inc()``.
-        self._counters: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,9 +50,4 @@ class RequestMetrics:
             await self.app(scope, receive, send_and_count)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            key = (template, scope["method"], status)
-            counter = self._counters.get(key)
-            if counter is None:
-                counter = self._counters[key] = REQUESTS.labels(key[0], key[1], str(status))
-            counter.inc()
+            count_request(getattr(route, "path", None) or "unmatched", scope["method"], status)
