@@ -2,7 +2,7 @@
 VENV := .venv
 PYTHON ?= python3
 
-.PHONY: install run test lint fmt lock broker-start broker-stop bench clean
+.PHONY: install run test lint fmt lock broker-start broker-stop bench bench-peer clean
 
 # Every package comes pinned and hash-checked from the lock (`make lock`
 # regenerates it from pyproject.toml); the project itself is installed
@@ -41,7 +41,7 @@ fmt: install
 LOCK_OPTS := --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock"
 lock: install
 	$(VENV)/bin/uv pip compile -q pyproject.toml requirements-build.in $(LOCK_OPTS) -o requirements.lock
-	$(VENV)/bin/uv pip compile -q pyproject.toml requirements-build.in --extra dev $(LOCK_OPTS) \
+	$(VENV)/bin/uv pip compile -q pyproject.toml requirements-build.in --extra dev --extra bench $(LOCK_OPTS) \
 		-o requirements-dev.lock
 
 broker-start:
@@ -49,6 +49,10 @@ broker-start:
 
 broker-stop:
 	broker/kafka.sh stop
+
+## Dispatch against Temporal on the same failover workflow, one run (bench/RESULTS.md).
+bench-peer: install
+	KAFKA_BOOTSTRAP=$${KAFKA_BOOTSTRAP:-127.0.0.1:9092} $(VENV)/bin/python bench/bench_peer_temporal.py --count $${COUNT:-500}
 
 clean:
 	broker/kafka.sh stop || true

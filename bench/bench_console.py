@@ -10,6 +10,11 @@ uuids, one of five applications and a time spread over seven days.
 
     .venv/bin/python bench/bench_console.py --dispatches 1000000
     (the store is kept in .local/bench/console-<n>.sqlite3 and reused)
+
+With ``--baseline-tree DIR`` (a source tree of another version, e.g. from
+``git archive``) a second console runs that version's code on the same store
+and every request goes to both in turn, so the two columns share the
+machine's load.
 """
 
 from __future__ import annotations
@@ -164,6 +169,15 @@ def percentiles(samples: list[float]) -> str:
     )
 
 
+def timed_pair(clients: list[httpx.Client], path: str, runs: int) -> list[list[float]]:
+    """``path`` requested ``runs`` times from each client, alternating."""
+    samples: list[list[float]] = [[] for _ in clients]
+    for _ in range(runs):
+        for client, found in zip(clients, samples, strict=True):
+            found += timed(client, path, 1)
+    return samples
+
+
 def timed(client: httpx.Client, path: str, runs: int) -> list[float]:
     samples = []
     for _ in range(runs):
@@ -197,6 +211,9 @@ def main() -> None:
     parser.add_argument("--dispatches", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=100, help="requests per list query")
     parser.add_argument("--pages", type=int, default=500, help="dispatch pages requested")
+    parser.add_argument(
+        "--baseline-tree", type=Path, help="also run this source tree's console, alternating"
+    )
     args = parser.parse_args()
     path = ROOT / ".local" / "bench" / f"console-{args.dispatches}.sqlite3"
     if not path.exists():
@@ -211,74 +228,104 @@ def main() -> None:
     dispatches, messages = sample_ids(path, args.pages)
 
     token = secrets.token_hex(16)
-    port = free_port()
-    env = {
-        **os.environ,
-        "CONSOLE_TOKEN": token,
-        "CONSOLE_PORT": str(port),
-        "PROJECTOR_DB": str(path),
-        "CONSOLE_PROCESSOR_METRICS_URL": "",
-        "CONSOLE_SAMPLE_INTERVAL_S": "3600",  # no background sampling during the timing
-    }
-    console = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dispatch-console")],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    trees: list[Path | None] = [None] + ([args.baseline_tree] if args.baseline_tree else [])
+    consoles = [start_console(path, token, tree) for tree in trees]
     try:
-        with httpx.Client(
-            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        ) as client:
+        clients = [
+            httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            for _, base in consoles
+        ]
+        for client in clients:
             for _ in range(100):
                 try:
                     client.get("/healthz")
                     break
                 except httpx.HTTPError:
                     time.sleep(0.1)
-            time.sleep(2)  # the first figures sample, at start-up, is done
-            day = "since=2026-11-04T00:00:00&until=2026-11-05T00:00:00"
-            queries = {
-                "newest, no filter": "",
-                "application": f"application={APPS[2]}",
-                "status=error": "status=error",
-                "status=in_progress": "status=in_progress",
-                "channel=whatsapp": "channel=whatsapp",
-                "application+status+channel": f"application={APPS[1]}&status=error&channel=sms",
-                "failed over": "failed_over=1",
-                "webhook abandoned": "abandoned=1",
-                "one day": day,
-                "one day + status=error": f"{day}&status=error",
-                "search dispatch uuid prefix": f"q={dispatches[0][:8]}",
-                "search message uuid": f"q={messages[0]}",
-            }
-            list_samples: list[float] = []
-            print(f"\nlist page (50 rows), {args.runs} requests each, store {args.dispatches:,}:")
-            for name, query in queries.items():
-                samples = timed(client, f"/console/dispatches?{query}", args.runs)
-                list_samples += samples
-                print(f"  {name:30} {percentiles(samples)}")
-            deep: list[float] = []
-            link = "/console/dispatches"
-            for _ in range(200):  # paging on: 200 pages deep = 10,000 rows
+        time.sleep(2)  # the first figures sample, at start-up, is done
+        columns = "this tree" + (" | baseline" if args.baseline_tree else "")
+        day = "since=2026-11-04T00:00:00&until=2026-11-05T00:00:00"
+        queries = {
+            "newest, no filter": "",
+            "application": f"application={APPS[2]}",
+            "status=error": "status=error",
+            "status=in_progress": "status=in_progress",
+            "channel=whatsapp": "channel=whatsapp",
+            "application+status+channel": f"application={APPS[1]}&status=error&channel=sms",
+            "failed over": "failed_over=1",
+            "webhook abandoned": "abandoned=1",
+            "one day": day,
+            "one day + status=error": f"{day}&status=error",
+            "search dispatch uuid prefix": f"q={dispatches[0][:8]}",
+            "search message uuid": f"q={messages[0]}",
+        }
+        list_samples: list[list[float]] = [[] for _ in clients]
+
+        def show(name: str, samples: list[list[float]]) -> None:
+            print(f"  {name:30} " + " | ".join(percentiles(s) for s in samples))
+
+        print(
+            f"\nlist page (50 rows), {args.runs} requests each, store {args.dispatches:,} "
+            f"({columns}):"
+        )
+        for name, query in queries.items():
+            samples = timed_pair(clients, f"/console/dispatches?{query}", args.runs)
+            for total, found in zip(list_samples, samples, strict=True):
+                total += found
+            show(name, samples)
+        deep: list[list[float]] = [[] for _ in clients]
+        links = ["/console/dispatches" for _ in clients]
+        for _ in range(200):  # paging on: 200 pages deep = 10,000 rows
+            for n, client in enumerate(clients):
                 began = time.perf_counter()
-                text = client.get(link).text
-                deep.append(time.perf_counter() - began)
+                text = client.get(links[n]).text
+                deep[n].append(time.perf_counter() - began)
                 marker = 'rel="next"'
                 at = text.find(marker)
                 link = "/console/dispatches" + text[text.rfind('href="', 0, at) + 6 : at - 2]
-                link = link.replace("&amp;", "&")
-            list_samples += deep
-            print(f"  {'200 pages deep, one by one':30} {percentiles(deep)}")
-            print(f"  {'all list requests':30} {percentiles(list_samples)}")
-            pages = [timed(client, f"/console/dispatches/{d}", 1)[0] for d in dispatches]
-            print(f"\ndispatch page, {len(pages)} random dispatches: {percentiles(pages)}")
-            overview = timed(client, "/console", 20)
-            print(f"overview (figures over the whole store): {percentiles(overview)}")
+                links[n] = link.replace("&amp;", "&")
+        for total, found in zip(list_samples, deep, strict=True):
+            total += found
+        show("200 pages deep, one by one", deep)
+        show("all list requests", list_samples)
+        pages: list[list[float]] = [[] for _ in clients]
+        for d in dispatches:
+            for total, found in zip(
+                pages, timed_pair(clients, f"/console/dispatches/{d}", 1), strict=True
+            ):
+                total += found
+        print(f"\ndispatch page, {len(dispatches)} random dispatches ({columns}):")
+        show("dispatch page", pages)
+        show("overview (figures, whole store)", timed_pair(clients, "/console", 20))
     finally:
-        console.terminate()
-        console.wait(timeout=10)
+        for process, _ in consoles:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def start_console(
+    store: Path, token: str, tree: Path | None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``dispatch-console`` on ``store``: this tree's, or the code in ``tree``
+    run with this environment's packages."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "CONSOLE_TOKEN": token,
+        "CONSOLE_PORT": str(port),
+        "PROJECTOR_DB": str(store),
+        "CONSOLE_PROCESSOR_METRICS_URL": "",
+        "CONSOLE_SAMPLE_INTERVAL_S": "3600",  # no background sampling during the timing
+    }
+    if tree is None:
+        command = [str(Path(sys.executable).parent / "dispatch-console")]
+    else:
+        env["PYTHONPATH"] = str(tree.resolve())
+        command = [sys.executable, "-c", "from services.console.main import main; main()"]
+    process = subprocess.Popen(
+        command, env=env, cwd=tree or ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    return process, f"http://127.0.0.1:{port}"
 
 
 if __name__ == "__main__":

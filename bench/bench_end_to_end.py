@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +41,24 @@ import httpx  # noqa: E402
 import orjson  # noqa: E402
 from aiokafka import AIOKafkaConsumer  # noqa: E402
 
-from events.base import deterministic_id  # noqa: E402
+from bench.e2e_support import (  # noqa: E402
+    RunFigures,
+    body,
+    broker_pid,
+    cpu_seconds,
+    pct,
+    post_all,
+    postgres_pid,
+    wait_all_finals,
+)
+from bench.kafka_counts import (  # noqa: E402
+    broker_threads,
+    counting_env,
+    end_offsets,
+    process_counts,
+    table,
+)
+from events.references import client_ref  # noqa: E402
 from events.topics import Topics  # noqa: E402
 from services.kafka import KafkaSettings, ensure_topics, make_producer  # noqa: E402
 from tests.integration.stack import (  # noqa: E402
@@ -50,68 +68,19 @@ from tests.integration.stack import (  # noqa: E402
     wait_for_finals,
 )
 
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def body(i: int) -> bytes:
-    return orjson.dumps(
-        {
-            "template": "failover",
-            "workflow": [
-                {
-                    "from": {"type": "sms", "number": "447700900000"},
-                    "to": {"type": "sms", "number": f"4477009{i % 10000:04d}1"},
-                    "message": {"content": {"type": "text", "text": "Your code is 1234"}},
-                }
-            ],
-        }
-    )
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU of a process and of its children: PostgreSQL serves each connection
-    from a child of its postmaster (its own, and those it has reaped)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    total = sum(int(f) for f in fields[11:15]) / TICKS
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        try:
-            child_fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(child_fields[11]) + int(child_fields[12])) / TICKS
-    return total
-
-
-def postgres_pid(url: str) -> int | None:
-    """The postmaster of the local server ``scripts/postgres.sh`` runs at ``url``'s port."""
-    port = url.rsplit(":", 1)[1].split("/", 1)[0]
-    pidfile = ROOT / ".local" / f"postgres-{port}" / "postmaster.pid"
-    return int(pidfile.read_text().split()[0]) if pidfile.exists() else None
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
-def broker_pid(bootstrap: str) -> int | None:
-    port = bootstrap.rsplit(":", 1)[1]
-    pidfile = ROOT / ".local" / f"kafka-{port}" / "broker.pid"
-    return int(pidfile.read_text()) if pidfile.exists() else None
-
 
 async def run_pipeline(
-    stack: Stack, count: int, concurrency: int, wait_each: bool = False, idle_s: float = 10
-) -> dict[str, object]:
+    stack: Stack,
+    count: int,
+    concurrency: int,
+    wait_each: bool = False,
+    idle_s: float = 10,
+    counts_dir: Path | None = None,
+) -> RunFigures:
     app = stack.create_app("bench")
     receiver = stack.receiver
     posted_at: dict[str, float] = {}
     final_at: dict[str, float] = {}
-
-    def collect_finals() -> None:
-        for record in receiver.received:
-            if record["kind"] == "final":
-                final_at.setdefault(str(record["payload"]["dispatch_uuid"]), record["at"])
 
     pids = {p.name: p.popen.pid for p in stack.processes}
     broker = broker_pid(stack.settings.bootstrap_servers)
@@ -141,61 +110,87 @@ async def run_pipeline(
         idle_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         await asyncio.sleep(idle_s)
         idle = {name: (cpu_seconds(pid) - idle_before[name]) / idle_s for name, pid in pids.items()}
+        kafka_before = await kafka_snapshot(stack, counts_dir)
+        threads_before = broker_threads(broker) if broker and counts_dir else None
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for i in range(count):
-            queue.put_nowait(i)
+
+        async def submit(i: int) -> str | None:
+            r = await client.post(
+                f"{stack.next_gateway() or stack.gateway}/v0.1/dispatch",
+                content=body(i),
+                headers={**app.auth, "Content-Type": "application/json"},
+            )
+            if r.status_code != 202:
+                print("refused", r.status_code, r.text[:200])
+                return None
+            return str(r.json()["dispatch_uuid"])
+
+        async def wait_final(dispatch_uuid: str) -> None:
+            await wait_for_finals(stack, [dispatch_uuid], timeout=60)
+
         started = time.time()
-
-        async def poster() -> None:
-            while not queue.empty():
-                i = queue.get_nowait()
-                sent = time.time()
-                r = await client.post(
-                    f"{stack.next_gateway() or stack.gateway}/v0.1/dispatch",
-                    content=body(i),
-                    headers={**app.auth, "Content-Type": "application/json"},
-                )
-                if r.status_code == 202:
-                    posted_at[r.json()["dispatch_uuid"]] = sent
-                    if wait_each:
-                        # One dispatch at a time: its latency without a queue.
-                        await wait_for_finals(stack, [r.json()["dispatch_uuid"]], timeout=60)
-                else:
-                    print("refused", r.status_code, r.text[:200])
-
-        await asyncio.gather(*(poster() for _ in range(concurrency)))
-        posting_done = time.time()
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            collect_finals()
-            if all(u in final_at for u in posted_at):
-                break
-            await asyncio.sleep(0.2)
-        collect_finals()
+        await post_all(submit, count, concurrency, posted_at, wait_final if wait_each else None)
+        await wait_all_finals(receiver, posted_at, final_at, timeout=300)
         finished = max(final_at.get(u, time.time()) for u in posted_at)
         cpu_after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        threads_after = broker_threads(broker) if broker and counts_dir else None
         sends = (await client.get(f"{stack.simulator}/_sim/sends")).json()["first_attempt_at"]
+        if counts_dir is not None:
+            await asyncio.sleep(0.5)  # each process writes its counts every 0.25 s
+        kafka_after = await kafka_snapshot(stack, counts_dir)
 
     completed = [u for u in posted_at if u in final_at]
     to_provider = [
-        sends[str(deterministic_id(u, 0, "send"))] - posted_at[u]
-        for u in completed
-        if str(deterministic_id(u, 0, "send")) in sends
+        sends[client_ref(u, 0)] - posted_at[u] for u in completed if client_ref(u, 0) in sends
     ]
-    to_final = [final_at[u] - posted_at[u] for u in completed]
-    wall = finished - started
-    return {
-        "completed": len(completed),
-        "posted": len(posted_at),
-        "wall_s": wall,
-        "posting_s": posting_done - started,
-        "rate": len(completed) / wall,
-        "to_provider": to_provider,
-        "to_final": to_final,
-        "cpu": {name: cpu_after[name] - cpu_before[name] for name in pids},
-        "idle": idle,
-    }
+    return RunFigures(
+        system="Dispatch",
+        posted=len(posted_at),
+        completed=len(completed),
+        wall_s=finished - started,
+        to_provider=to_provider,
+        to_final=[final_at[u] - posted_at[u] for u in completed],
+        cpu={name: cpu_after[name] - cpu_before[name] for name in pids},
+        idle=idle,
+        details=kafka_table(
+            stack,
+            len(completed),
+            kafka_before,
+            kafka_after,
+            (threads_before, threads_after) if threads_before and threads_after else None,
+        ),
+    )
+
+
+KafkaSnapshot = tuple[dict[str, int], dict[str, Counter[str]]] | None
+
+
+async def kafka_snapshot(stack: Stack, counts_dir: Path | None) -> KafkaSnapshot:
+    """End offsets of every topic and each process's request counts: None when not counting."""
+    if counts_dir is None:
+        return None
+    return (
+        await end_offsets(stack.settings.bootstrap_servers),
+        process_counts(counts_dir, {p.name: p.popen.pid for p in stack.processes}),
+    )
+
+
+def kafka_table(
+    stack: Stack,
+    completed: int,
+    before: KafkaSnapshot,
+    after: KafkaSnapshot,
+    broker: tuple[dict[str, float], dict[str, float]] | None,
+) -> list[str]:
+    if before is None or after is None:
+        return []
+    return table(
+        completed,
+        stack.settings.topics.events.removesuffix("dispatch.events"),
+        (before[0], after[0]),
+        (before[1], after[1]),
+        broker,
+    )
 
 
 async def run_baseline(bootstrap: str, receiver: Receiver, count: int) -> dict[str, float]:
@@ -278,92 +273,94 @@ async def main() -> None:
         default=None,
         help="projection store (PROJECTOR_STORE_URL); PostgreSQL for more than one projector",
     )
+    parser.add_argument(
+        "--no-kafka-counts",
+        action="store_true",
+        help="leave out the per-dispatch Kafka record and request table (and its counting)",
+    )
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     os.environ["E2E_SIMULATOR_SPEED"] = args.speed
 
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = KafkaSettings(
-            bootstrap_servers=bootstrap,
-            partitions=8,
-            topics=Topics.from_prefix(f"bench{uuid.uuid4().hex[:6]}."),
+    receiver = Receiver()
+    async with serve_receiver(receiver):
+        baseline = await run_baseline(bootstrap, receiver, args.count)
+        result = await run_dispatch(
+            bootstrap,
+            receiver,
+            args.count,
+            args.concurrency,
+            wait_each=args.wait_each,
+            idle_s=args.idle_s,
+            instances=args.instances,
+            store_url=args.store_url,
+            count_kafka=not args.no_kafka_counts,
         )
-        await ensure_topics(settings)
-        receiver = Receiver()
-        async with serve_receiver(receiver):
-            baseline = await run_baseline(bootstrap, receiver, args.count)
-            scale = dict.fromkeys(
-                ("gateway", "processor", "sender", "webhooks", "projector"), args.instances
-            )
-            stack = Stack(
-                settings=settings,
-                tmp=Path(tmp),
-                receiver=receiver,
-                store_url=args.store_url,
-                scale=scale,
-            )
-            try:
-                await asyncio.to_thread(stack.start_all)
-                result = await run_pipeline(
-                    stack, args.count, args.concurrency, args.wait_each, args.idle_s
-                )
-            finally:
-                await asyncio.to_thread(stack.stop_all)
 
     print(
         f"\nend to end: {args.count} single-SMS dispatches, {args.concurrency} posters, "
         f"simulator speed {args.speed}, {args.instances} instance(s) of each process, "
         f"store {'PostgreSQL' if args.store_url else 'SQLite'}"
     )
-    print(
-        f"  completed {result['completed']}/{result['posted']} in {result['wall_s']:.1f} s "
-        f"(posting took {result['posting_s']:.1f} s)"
-    )
-    print(f"  dispatches/s end to end: {result['rate']:.0f}")
-    to_provider = result["to_provider"]
-    to_final = result["to_final"]
-    assert isinstance(to_provider, list) and isinstance(to_final, list)
-    if to_provider:
-        print(
-            f"  POST → provider call: p50 {pct(to_provider, 0.5):.0f} ms, "
-            f"p99 {pct(to_provider, 0.99):.0f} ms"
-        )
-    if to_final:
-        print(
-            f"  POST → final report:  p50 {pct(to_final, 0.5):.0f} ms, "
-            f"p99 {pct(to_final, 0.99):.0f} ms"
-        )
-    cpu = result["cpu"]
-    assert isinstance(cpu, dict)
-    total = sum(cpu.values())
-    print(f"  CPU over the run ({total:.1f} CPU-s in {result['wall_s']:.1f} s, 2 cores):")
-    completed = int(str(result["completed"])) or 1
-    for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
-        print(
-            f"    {name:28} {seconds:6.1f} CPU-s  {100 * seconds / total:5.1f} %  "
-            f"{1000 * seconds / completed:5.2f} ms per dispatch"
-        )
-    idle = result["idle"]
-    assert isinstance(idle, dict)
-    idle_total = sum(idle.values())
-    busy = total - idle_total * result["wall_s"]  # type: ignore[operator]
+    for line in result.lines():
+        print("  " + line)
+    total = sum(result.cpu.values())
+    completed = result.completed or 1
+    idle_total = sum(result.idle.values())
+    busy = total - idle_total * result.wall_s
     print(
         f"  idle (no traffic, {args.idle_s:.0f} s before the run): {idle_total:.2f} CPU-s a second "
         f"over all processes; "
-        + ", ".join(f"{name} {rate * 1000:.0f}" for name, rate in sorted(idle.items()))
+        + ", ".join(f"{name} {rate * 1000:.0f}" for name, rate in sorted(result.idle.items()))
         + " CPU-ms a second"
     )
     print(f"  CPU per dispatch less the idle cost over the run: {1000 * busy / completed:.1f} ms")
     # The budget 500 dispatches/s leaves on this machine's two cores.
-    print(
-        f"  CPU per dispatch, all processes: {1000 * total / completed:.1f} ms "
-        f"(500/s on 2 cores allows {2 * 1000 / 500:.1f} ms)"
-    )
+    print(f"  (500/s on 2 cores allows {2 * 1000 / 500:.1f} CPU-ms per dispatch)")
     print(
         f"baseline (produce → consume → POST, same broker and receiver): "
         f"{baseline['rate']:.0f} items/s, "
         f"p50 {baseline['p50']:.0f} ms, p99 {baseline['p99']:.0f} ms"
     )
+
+
+async def run_dispatch(
+    bootstrap: str,
+    receiver: Receiver,
+    count: int,
+    concurrency: int,
+    *,
+    wait_each: bool = False,
+    idle_s: float = 10,
+    instances: int = 1,
+    store_url: str | None = None,
+    count_kafka: bool = True,
+) -> RunFigures:
+    """The whole product on a fresh topic prefix, timed over ``count``
+    dispatches; with ``count_kafka``, every Kafka record and request counted
+    (``bench/kafka_counts.py``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        counts_dir = Path(tmp) / "kafka-counts" if count_kafka else None
+        settings = KafkaSettings(
+            bootstrap_servers=bootstrap,
+            partitions=8,
+            topics=Topics.from_prefix(f"bench{uuid.uuid4().hex[:6]}."),
+        )
+        await ensure_topics(settings)
+        scale = dict.fromkeys(
+            ("gateway", "processor", "sender", "webhooks", "projector"), instances
+        )
+        stack = Stack(
+            settings=settings, tmp=Path(tmp), receiver=receiver, store_url=store_url, scale=scale
+        )
+        if counts_dir is not None:
+            counts_dir.mkdir()
+            stack.extra_env.update(counting_env(counts_dir))
+        try:
+            await asyncio.to_thread(stack.start_all)
+            return await run_pipeline(stack, count, concurrency, wait_each, idle_s, counts_dir)
+        finally:
+            await asyncio.to_thread(stack.stop_all)
 
 
 if __name__ == "__main__":

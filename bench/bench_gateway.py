@@ -173,6 +173,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument(
+        "--other-checkout",
+        type=Path,
+        help="also load the gateway of this checkout (its code, run on this environment's "
+        "packages), in turn with this one: an A/B",
+    )
+    parser.add_argument(
+        "--other-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the other gateway only (e.g. GATEWAY_PRODUCER_LINGER_MS=1)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="each server loaded N times in turn")
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
@@ -184,6 +198,10 @@ def main() -> None:
         "KAFKA_BOOTSTRAP": os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
         "DISPATCH_TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:8]}.",
         "GATEWAY_RATE_LIMIT_PER_S": "0",
+        # Seals the application's signature secret (a throwaway key per run).
+        "DISPATCH_SECRETS_KEYS": os.environ.get(
+            "DISPATCH_SECRETS_KEYS", "bench=" + base64.urlsafe_b64encode(os.urandom(32)).decode()
+        ),
     }
     created = subprocess.run(
         [str(BIN / "dispatch"), "apps", "create", "--json", "--name", "bench",
@@ -193,25 +211,44 @@ def main() -> None:
     app = orjson.loads(created.stdout)
     auth = "Basic " + base64.b64encode(f"{app['api_key']}:{app['api_secret']}".encode()).decode()
 
-    gateway_port, bare_port = free_port(), free_port()
     log_path = Path(tempfile.gettempdir()) / f"bench-gateway-{uuid.uuid4().hex[:6]}.log"
+    servers: list[tuple[str, subprocess.Popen[bytes], int]] = []
     with log_path.open("wb") as log:
-        gateway = subprocess.Popen(
-            [str(BIN / "dispatch-gateway")],
-            # The bench posts no status callbacks; a secret only lets it start.
-            env={**env, "GATEWAY_PORT": str(gateway_port), "INBOUND_SIGNATURE_SECRET": "b" * 32},
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        bare = subprocess.Popen(
-            [sys.executable, __file__, "--serve-bare", str(bare_port)],
-            start_new_session=True,
-        )  # fmt: skip
+
+        def start_gateway(name: str, code: Path | None, own: dict[str, str]) -> None:
+            port = free_port()
+            # Another checkout's code on this environment's packages: ``-m``
+            # puts the working directory first on the path.
+            process = subprocess.Popen(
+                [sys.executable, "-m", "services.gateway.main"],
+                cwd=str(code or ROOT),
+                # The bench posts no status callbacks; a secret only lets it start.
+                env={
+                    **env,
+                    "GATEWAY_PORT": str(port),
+                    "INBOUND_SIGNATURE_SECRET": "b" * 32,
+                    **own,
+                },
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+            servers.append((name, process, port))
+
         try:
-            run(args, auth, gateway, gateway_port, bare, bare_port)
+            start_gateway("gateway", None, {})
+            if args.other_checkout or args.other_env:
+                code = args.other_checkout.resolve() if args.other_checkout else None
+                start_gateway("other", code, dict(e.split("=", 1) for e in args.other_env))
+            bare_port = free_port()
+            bare = subprocess.Popen(
+                [sys.executable, __file__, "--serve-bare", str(bare_port)],
+                start_new_session=True,
+            )  # fmt: skip
+            servers.append(("bare", bare, bare_port))
+            run(args, auth, servers)
             print(f"gateway log: {log_path}")
         finally:
-            stop(gateway)
-            stop(bare)
+            for _, process, _ in servers:
+                stop(process)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -228,35 +265,39 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run(
-    args: argparse.Namespace,
-    auth: str,
-    gateway: subprocess.Popen[bytes],
-    gateway_port: int,
-    bare: subprocess.Popen[bytes],
-    bare_port: int,
+    args: argparse.Namespace, auth: str, servers: list[tuple[str, subprocess.Popen[bytes], int]]
 ) -> None:
-    wait_http(f"http://127.0.0.1:{gateway_port}/readyz")
+    for name, _, port in servers:
+        if name != "bare":
+            wait_http(f"http://127.0.0.1:{port}/readyz")
+    bare_port = servers[-1][2]
     for _ in range(100):  # the bare endpoint has no GET route: wait for its port
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", bare_port)) == 0:
                 break
         time.sleep(0.1)
     print(f"{args.connections} connections, {args.seconds:g} s each, body {len(BODY)} bytes")
-    results = {}
-    for name, process, port in (("gateway", gateway, gateway_port), ("bare", bare, bare_port)):
-        asyncio.run(load(port, auth, args.warmup, args.connections))
-        cpu_before = cpu_seconds(process.pid)
-        results[name] = asyncio.run(load(port, auth, args.seconds, args.connections))
-        cpu = cpu_seconds(process.pid) - cpu_before
-        per_request = cpu / max(results[name].accepted, 1) * 1e6
-        print(
-            results[name].line(name)
-            + f"   server CPU {cpu / results[name].seconds:.0%} of a core,"
-            + f" {per_request:.0f} us/req",
-            flush=True,
-        )
-    ratio = results["gateway"].accepted / max(results["bare"].accepted, 1)
-    print(f"gateway / bare: {ratio:.0%}")
+    if args.other_checkout or args.other_env:
+        print(f"other: the gateway of {args.other_checkout or 'this checkout'}, {args.other_env}")
+    accepted: dict[str, list[int]] = {name: [] for name, _, _ in servers}
+    for _ in range(args.rounds):
+        for name, process, port in servers:
+            asyncio.run(load(port, auth, args.warmup, args.connections))
+            cpu_before = cpu_seconds(process.pid)
+            result = asyncio.run(load(port, auth, args.seconds, args.connections))
+            cpu = cpu_seconds(process.pid) - cpu_before
+            per_request = cpu / max(result.accepted, 1) * 1e6
+            accepted[name].append(result.accepted)
+            print(
+                result.line(name)
+                + f"   server CPU {cpu / result.seconds:.0%} of a core,"
+                + f" {per_request:.0f} us/req",
+                flush=True,
+            )
+    for name in accepted:
+        if name != "bare":
+            ratio = sum(accepted[name]) / max(sum(accepted["bare"]), 1)
+            print(f"{name} / bare: {ratio:.0%}")
 
 
 if __name__ == "__main__":

@@ -125,7 +125,9 @@ async def main() -> None:
 
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     prefix = f"bench{uuid.uuid4().hex[:8]}."
-    settings = KafkaSettings(bootstrap, partitions=8, topics=Topics.from_prefix(prefix))
+    settings = KafkaSettings(
+        bootstrap_servers=bootstrap, partitions=8, topics=Topics.from_prefix(prefix)
+    )
     await ensure_topics(settings)
 
     log_dir = Path(tempfile.mkdtemp(prefix="bench-sender-"))

@@ -157,7 +157,7 @@ async def stats(client: httpx.AsyncClient, base: str) -> dict[str, float]:
 
 
 async def bench_deliverer(
-    settings: KafkaSettings, base: str, count: int, in_flight: int, http_client: str
+    settings: KafkaSettings, base: str, count: int, in_flight: int
 ) -> tuple[float, dict[str, float]]:
     app = ApplicationRegistered(
         application_id="bench",
@@ -201,7 +201,6 @@ async def bench_deliverer(
         "WEBHOOK_RETRY_INITIAL_S": "0.05",
         "WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT": str(in_flight),
         "LOG_LEVEL": "WARNING",
-        "WEBHOOK_HTTP_CLIENT": http_client,
     }
     argv = [str(BIN / "dispatch-webhooks")]
     if os.environ.get("BENCH_PROFILE"):  # a cProfile dump of the deliverer, for tuning
@@ -256,7 +255,7 @@ async def delete_topics(settings: KafkaSettings) -> None:
         await admin.close()
 
 
-async def main(count: int, in_flight: int, http_client: str) -> None:
+async def main(count: int, in_flight: int) -> None:
     settings = KafkaSettings(
         bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
         partitions=4,
@@ -268,9 +267,9 @@ async def main(count: int, in_flight: int, http_client: str) -> None:
     receiver = spawn([sys.executable, __file__, "--receiver", str(port)], dict(os.environ))
     try:
         await wait_until_up(base)
-        rate, got = await bench_deliverer(settings, base, count, in_flight, http_client)
+        rate, got = await bench_deliverer(settings, base, count, in_flight)
         print(
-            f"dispatch-webhooks ({http_client}, {in_flight} in flight): {count} webhooks, "
+            f"dispatch-webhooks ({in_flight} in flight): {count} webhooks, "
             f"{got['failed']:.0f} first attempts failed "
             f"(503) and retried: {rate:,.0f} deliveries/s wall clock; the deliverer used "
             f"{got['cpu_s']:.2f} CPU-s ({count / got['cpu_s']:,.0f} deliveries per CPU-second)"
@@ -291,10 +290,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--in-flight", type=int, default=64)
-    parser.add_argument("--http-client", choices=["httpx", "aiohttp"], default="aiohttp")
     parser.add_argument("--receiver", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.receiver:
         run_receiver(args.receiver)
     else:
-        asyncio.run(main(args.count, args.in_flight, args.http_client))
+        asyncio.run(main(args.count, args.in_flight))

@@ -22,6 +22,7 @@ from events.dispatch import (
     TimerScheduled,
     UsageAmended,
     WebhookAbandoned,
+    WebhookAttemptFailed,
     WebhookDelivered,
     WorkflowCompleted,
     WorkflowFailed,
@@ -42,6 +43,7 @@ LogEvent = (
     | UsageAmended
     | WebhookDelivered
     | WebhookAbandoned
+    | WebhookAttemptFailed
     | Tick
 )
 """Anything that may be read from ``dispatch.events``."""

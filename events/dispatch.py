@@ -184,6 +184,26 @@ class WebhookAbandoned(DispatchEvent):
     http_status: int | None = None
 
 
+class WebhookAttemptFailed(DispatchEvent):
+    """One attempt at a webhook failed and another is scheduled.
+
+    Recorded for the first attempts of a round and then only for attempts
+    whose number is a power of two (see ``services/webhooks/attempts.py``): a
+    receiver down for a day costs a few events per webhook, not one per
+    attempt. The attempt that ends the round is told by WebhookDelivered or
+    WebhookAbandoned, which say how many attempts there were in all.
+    """
+
+    type: Literal["WebhookAttemptFailed"] = "WebhookAttemptFailed"
+    webhook_id: uuid.UUID
+    kind: WebhookKind
+    round: int  # 0: the original delivery; each redelivery is a new round
+    attempt: int  # 1-based, within the round
+    answer: str  # "HTTP 503", or the error when no answer came
+    http_status: int | None = None
+    next_attempt_at: AwareDatetime
+
+
 class Tick(Message):
     """Time itself: appended to every partition about once a second by the ticker.
 

@@ -1,9 +1,9 @@
-"""Topic names, in one place. ``DISPATCH_TOPIC_PREFIX`` lets several isolated
-deployments (or test runs) share one broker."""
+"""Topic names, in one place. A prefix (``DISPATCH_TOPIC_PREFIX``, read by
+:class:`services.settings.KafkaSettings`) lets several isolated deployments
+(or test runs) share one broker."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 
@@ -24,7 +24,3 @@ class Topics:
             applications=f"{prefix}dispatch.applications",
             dead_letters=f"{prefix}dispatch.dead-letters",
         )
-
-    @classmethod
-    def from_env(cls) -> Topics:
-        return cls.from_prefix(os.environ.get("DISPATCH_TOPIC_PREFIX", ""))

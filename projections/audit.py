@@ -90,6 +90,12 @@ def describe(event: dict[str, Any], state: DispatchState | None = None) -> str:
                 f"{event['kind']} webhook delivered (HTTP {event['http_status']}, "
                 f"{event['attempts']} attempt(s))"
             )
+        case "WebhookAttemptFailed":
+            redelivery = f" (redelivery {event['round']})" if event.get("round") else ""
+            return (
+                f"{event['kind']} webhook attempt {event['attempt']}{redelivery} failed: "
+                f"{event['answer']}; next attempt at {event['next_attempt_at']}"
+            )
         case "WebhookAbandoned":
             return (
                 f"{event['kind']} webhook abandoned after {event['attempts']} attempt(s): "

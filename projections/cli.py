@@ -146,10 +146,11 @@ async def _replay(live_url: str) -> tuple[int, list[str]]:
 
 
 async def _replay_decisions() -> DecisionReport:
-    settings = KafkaSettings.from_env()
-    records = await read_log(settings)
-    # The processor's own settings: a replay decides as the processor does.
-    return compare_decisions(records, ProcessorConfig.from_env().policy)
+    # The processor's own settings: a replay reads the log the processor
+    # reads and decides as the processor does.
+    processor = ProcessorConfig.from_env()
+    records = await read_log(processor.kafka)
+    return compare_decisions(records, processor.policy)
 
 
 async def read_log(settings: KafkaSettings) -> list[Record]:

@@ -4,14 +4,18 @@ Lists page by key (``requested_at``, ``dispatch_uuid``), newest first, never by
 OFFSET and never with a total count: both cost time in proportion to the rows
 skipped or counted, and a million dispatches is the case we design for. Every
 filter combination reads one index in order and stops after a page.
+
+The same SQL runs on SQLite and PostgreSQL (the index is
+``projections/console_schema.py`` on one, ``console_pg_schema.py`` on the
+other): placeholders are written ``?`` and a :class:`Reader` translates them.
 """
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import orjson
 
@@ -23,6 +27,20 @@ CHANNELS = ("sms", "mms", "whatsapp", "viber", "messenger")
 PAGE_SIZE = 50
 # A search by uuid prefix looks at this many candidates at most.
 SEARCH_CANDIDATES = 200
+
+
+class Reader(Protocol):
+    """One consistent snapshot of a projection store, read with ``?`` placeholders."""
+
+    @property
+    def dialect(self) -> Literal["sqlite", "postgresql"]: ...
+
+    async def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]: ...
+
+
+async def _one(db: Reader, sql: str, params: Sequence[Any] = ()) -> Any:
+    found = await db.rows(sql, params)
+    return found[0][0] if found else None
 
 
 @dataclass(frozen=True)
@@ -62,7 +80,7 @@ _COLUMNS = (
 )
 
 
-def list_dispatches(db: sqlite3.Connection, filters: Filters, limit: int = PAGE_SIZE) -> Page:
+async def list_dispatches(db: Reader, filters: Filters, limit: int = PAGE_SIZE) -> Page:
     where: list[str] = []
     params: list[Any] = []
     if filters.channel:
@@ -74,7 +92,7 @@ def list_dispatches(db: sqlite3.Connection, filters: Filters, limit: int = PAGE_
         source = "console_dispatches d"
         order_table = "d"
     if filters.search:
-        candidates = _search(db, filters.search)
+        candidates = await _search(db, filters.search)
         if not candidates:
             return Page(rows=[], next_before=None)
         where.append(f"d.dispatch_uuid IN ({','.join('?' * len(candidates))})")
@@ -104,7 +122,7 @@ def list_dispatches(db: sqlite3.Connection, filters: Filters, limit: int = PAGE_
         + f" ORDER BY {order_table}.requested_at DESC, {order_table}.dispatch_uuid DESC LIMIT ?"
     )
     params.append(limit + 1)
-    found = db.execute(sql, params).fetchall()
+    found = await db.rows(sql, params)
     rows = [_row(r) for r in found[:limit]]
     more = len(found) > limit
     return Page(
@@ -112,7 +130,7 @@ def list_dispatches(db: sqlite3.Connection, filters: Filters, limit: int = PAGE_
     )
 
 
-def _row(r: tuple[Any, ...]) -> Row:
+def _row(r: Sequence[Any]) -> Row:
     return Row(
         dispatch_uuid=r[0],
         application_id=r[1],
@@ -125,57 +143,60 @@ def _row(r: tuple[Any, ...]) -> Row:
     )
 
 
-def _search(db: sqlite3.Connection, text: str) -> list[str]:
+async def _search(db: Reader, text: str) -> list[str]:
     """Dispatches whose uuid, or one of whose message uuids, starts with ``text``."""
     prefix = text.strip().lower()
     upper = prefix + "\uffff"
+    # Byte order on both engines (the console's own columns are so already).
+    message_uuid = 'message_uuid COLLATE "C"' if db.dialect == "postgresql" else "message_uuid"
     found = [
-        u
-        for (u,) in db.execute(
+        r[0]
+        for r in await db.rows(
             "SELECT dispatch_uuid FROM console_dispatches "
             "WHERE dispatch_uuid >= ? AND dispatch_uuid < ? LIMIT ?",
             (prefix, upper, SEARCH_CANDIDATES),
         )
     ]
     found += [
-        u
-        for (u,) in db.execute(
-            "SELECT dispatch_uuid FROM messages WHERE message_uuid >= ? AND message_uuid < ? "
-            "LIMIT ?",
+        r[0]
+        for r in await db.rows(
+            f"SELECT dispatch_uuid FROM messages WHERE {message_uuid} >= ? "
+            f"AND {message_uuid} < ? LIMIT ?",
             (prefix, upper, SEARCH_CANDIDATES),
         )
     ]
     return list(dict.fromkeys(found))
 
 
-def applications(db: sqlite3.Connection, limit: int = 200) -> list[str]:
+async def applications(db: Reader, limit: int = 200) -> list[str]:
     """Application ids with dispatches, for the filter's choices (a skip scan
     of the application index: one probe per application, not per dispatch)."""
     found: list[str] = []
-    row = db.execute("SELECT min(application_id) FROM console_dispatches").fetchone()
-    while row is not None and row[0] is not None and len(found) < limit:
-        found.append(row[0])
-        row = db.execute(
+    current = await _one(db, "SELECT min(application_id) FROM console_dispatches")
+    while current is not None and len(found) < limit:
+        found.append(current)
+        current = await _one(
+            db,
             "SELECT min(application_id) FROM console_dispatches WHERE application_id > ?",
-            (row[0],),
-        ).fetchone()
+            (current,),
+        )
     return found
 
 
 # -- one dispatch ----------------------------------------------------------------
 
 
-def view(db: sqlite3.Connection, dispatch_uuid: str) -> dict[str, Any] | None:
-    row = db.execute("SELECT view FROM views WHERE dispatch_uuid = ?", (dispatch_uuid,)).fetchone()
-    return None if row is None else public(orjson.loads(row[0]))
+async def view(db: Reader, dispatch_uuid: str) -> dict[str, Any] | None:
+    blob = await _one(db, "SELECT view FROM views WHERE dispatch_uuid = ?", (dispatch_uuid,))
+    return None if blob is None else public(orjson.loads(blob))
 
 
-def history(db: sqlite3.Connection, dispatch_uuid: str) -> list[HistoryRow]:
-    rows = db.execute(
-        "SELECT partition, offset, dispatch_uuid, type, occurred_at, event FROM history "
-        "WHERE dispatch_uuid = ? ORDER BY partition, offset",
+async def history(db: Reader, dispatch_uuid: str) -> list[HistoryRow]:
+    rows = await db.rows(
+        'SELECT partition, "offset", dispatch_uuid, type, occurred_at, event FROM history '
+        'WHERE dispatch_uuid = ? ORDER BY partition, "offset"',
         (dispatch_uuid,),
-    ).fetchall()
+    )
     return [HistoryRow(*row) for row in rows]
 
 
@@ -189,33 +210,46 @@ class Figures:
     failovers: dict[str, int]  # reason → failovers ever
     webhooks_abandoned: int  # dispatches with a webhook abandoned and not redelivered
     final_reports_pending: int  # finished dispatches whose final report is not out yet
+    # The webhook backlog: every webhook (status and final) sent to the
+    # deliverer and neither delivered nor abandoned yet, and those abandoned.
+    webhooks_pending: int = 0
+    webhooks_abandoned_total: int = 0
 
 
-def figures(db: sqlite3.Connection) -> Figures:
+async def figures(db: Reader) -> Figures:
+    failovers = await db.rows("SELECT reason, count(*) FROM console_failovers GROUP BY reason")
     return Figures(
-        in_flight=_count(
+        in_flight=await _count(
             db, "SELECT count(*) FROM console_dispatches WHERE status = 'in_progress'"
         ),
         finished={
-            status: _count(
+            status: await _count(
                 db, "SELECT count(*) FROM console_dispatches WHERE status = ?", (status,)
             )
             for status in ("completed", "error")
         },
-        failovers=dict(
-            db.execute("SELECT reason, count(*) FROM console_failovers GROUP BY reason").fetchall()
-        ),
-        webhooks_abandoned=_count(
+        failovers={reason: int(count) for reason, count in failovers},
+        webhooks_abandoned=await _count(
             db, "SELECT count(*) FROM console_dispatches WHERE webhooks_abandoned > 0"
         ),
-        final_reports_pending=_count(
+        final_reports_pending=await _count(
             db, "SELECT count(*) FROM console_dispatches WHERE final_report_pending"
+        ),
+        webhooks_pending=await _count(
+            db,
+            "SELECT coalesce(sum(webhooks_pending), 0) FROM console_dispatches "
+            "WHERE webhooks_pending > 0",
+        ),
+        webhooks_abandoned_total=await _count(
+            db,
+            "SELECT coalesce(sum(webhooks_abandoned), 0) FROM console_dispatches "
+            "WHERE webhooks_abandoned > 0",
         ),
     )
 
 
-def per_minute(
-    db: sqlite3.Connection, now: datetime, minutes: int = 30
+async def per_minute(
+    db: Reader, now: datetime, minutes: int = 30
 ) -> dict[str, list[tuple[str, int]]]:
     """Finished dispatches by status and failovers by reason, per minute, over
     the last ``minutes`` (oldest first, empty minutes included)."""
@@ -223,20 +257,20 @@ def per_minute(
     labels = [(start + timedelta(minutes=i)).strftime("%H:%M") for i in range(minutes)]
     since = start.isoformat()
     series: dict[str, dict[str, int]] = {}
-    for minute, status, count in db.execute(
+    for minute, status, count in await db.rows(
         "SELECT substr(finished_at, 12, 5), status, count(*) FROM console_dispatches "
         "WHERE finished_at >= ? GROUP BY 1, 2",
         (since,),
     ):
-        series.setdefault(status, {})[minute] = count
-    for minute, reason, count in db.execute(
+        series.setdefault(status, {})[minute] = int(count)
+    for minute, reason, count in await db.rows(
         "SELECT substr(at, 12, 5), reason, count(*) FROM console_failovers "
         "WHERE at >= ? GROUP BY 1, 2",
         (since,),
     ):
-        series.setdefault(f"failover:{reason}", {})[minute] = count
+        series.setdefault(f"failover:{reason}", {})[minute] = int(count)
     return {name: [(m, by_minute.get(m, 0)) for m in labels] for name, by_minute in series.items()}
 
 
-def _count(db: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> int:
-    return int(db.execute(sql, params).fetchone()[0])
+async def _count(db: Reader, sql: str, params: Sequence[Any] = ()) -> int:
+    return int(await _one(db, sql, params) or 0)

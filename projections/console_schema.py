@@ -37,7 +37,13 @@ _SUMMARY_COLUMNS = f"""
       AND NOT json_extract({_VIEW}, '$.final_report.delivered')
       AND NOT json_extract({_VIEW}, '$.final_report.abandoned'), 0),
     (SELECT group_concat(DISTINCT json_extract(s.value, '$.channel'))
-       FROM json_each({_VIEW}, '$.steps') AS s)
+       FROM json_each({_VIEW}, '$.steps') AS s),
+    coalesce(json_array_length({_VIEW}, '$.webhooks.pending'), 0)
+"""
+
+_SUMMARY_NAMES = """
+    dispatch_uuid, application_id, status, requested_at, finished_at, failed_over,
+    webhooks_abandoned, final_report_pending, channels, webhooks_pending
 """
 
 _FAILOVERS = f"""
@@ -51,11 +57,12 @@ _FAILOVERS = f"""
 """
 
 _TRIGGER_BODY = f"""
-    INSERT INTO console_dispatches VALUES ({_SUMMARY_COLUMNS})
+    INSERT INTO console_dispatches ({_SUMMARY_NAMES}) VALUES ({_SUMMARY_COLUMNS})
     ON CONFLICT (dispatch_uuid) DO UPDATE SET
         status = excluded.status, finished_at = excluded.finished_at,
         failed_over = excluded.failed_over, webhooks_abandoned = excluded.webhooks_abandoned,
-        final_report_pending = excluded.final_report_pending;
+        final_report_pending = excluded.final_report_pending,
+        webhooks_pending = excluded.webhooks_pending;
     INSERT INTO console_channels (channel, requested_at, dispatch_uuid)
     SELECT DISTINCT json_extract(s.value, '$.channel'),
            coalesce(json_extract({_VIEW}, '$.requested_at'), ''),
@@ -65,7 +72,7 @@ _TRIGGER_BODY = f"""
     {_FAILOVERS}
 """
 
-CONSOLE_SCHEMA = f"""
+CONSOLE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS console_dispatches (
     dispatch_uuid TEXT PRIMARY KEY,
     application_id TEXT NOT NULL,
@@ -75,7 +82,8 @@ CREATE TABLE IF NOT EXISTS console_dispatches (
     failed_over INTEGER NOT NULL,
     webhooks_abandoned INTEGER NOT NULL,
     final_report_pending INTEGER NOT NULL,
-    channels TEXT  -- comma-separated, for display (filtering uses console_channels)
+    channels TEXT,  -- comma-separated, for display (filtering uses console_channels)
+    webhooks_pending INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS console_by_time ON console_dispatches (requested_at, dispatch_uuid);
 CREATE INDEX IF NOT EXISTS console_by_status
@@ -109,13 +117,33 @@ CREATE TABLE IF NOT EXISTS console_failovers (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS console_failovers_by_time ON console_failovers (at, reason);
 
-CREATE TRIGGER IF NOT EXISTS console_view_inserted AFTER INSERT ON views BEGIN
-    {_TRIGGER_BODY}
-END;
+"""
 
-CREATE TRIGGER IF NOT EXISTS console_view_updated AFTER UPDATE OF view ON views BEGIN
+# Made again on every open, so a store from an older version gets the
+# current body (one transaction: no write sees the views without them).
+CONSOLE_TRIGGERS = f"""
+BEGIN IMMEDIATE;
+DROP TRIGGER IF EXISTS console_view_inserted;
+DROP TRIGGER IF EXISTS console_view_updated;
+CREATE TRIGGER console_view_inserted AFTER INSERT ON views BEGIN
     {_TRIGGER_BODY}
 END;
+CREATE TRIGGER console_view_updated AFTER UPDATE OF view ON views BEGIN
+    {_TRIGGER_BODY}
+END;
+COMMIT;
+"""
+
+# Columns added since the first version of the index: (name, definition).
+_ADDED_COLUMNS = [("webhooks_pending", "INTEGER NOT NULL DEFAULT 0")]
+
+# Sums over these read only the dispatches that have any (partial indexes
+# holding the count): the overview's backlog stays cheap at a million.
+_LATER_INDEXES = """
+CREATE INDEX IF NOT EXISTS console_webhooks_pending
+    ON console_dispatches (webhooks_pending) WHERE webhooks_pending > 0;
+CREATE INDEX IF NOT EXISTS console_webhooks_abandoned
+    ON console_dispatches (webhooks_abandoned) WHERE webhooks_abandoned > 0;
 """
 
 
@@ -123,6 +151,14 @@ def ensure_console_schema(db: sqlite3.Connection) -> None:
     """Create the console's tables and triggers, and index any views written
     before they existed (a store from an older version)."""
     db.executescript(CONSOLE_SCHEMA)
+    present = {row[1] for row in db.execute("PRAGMA table_info(console_dispatches)")}
+    for name, definition in _ADDED_COLUMNS:
+        if name not in present:
+            # Views written before the column are counted as 0 until they
+            # change again (their views lack the field anyway until a replay).
+            db.execute(f"ALTER TABLE console_dispatches ADD COLUMN {name} {definition}")
+    db.executescript(_LATER_INDEXES)
+    db.executescript(CONSOLE_TRIGGERS)
     indexed = db.execute("SELECT 1 FROM console_dispatches LIMIT 1").fetchone()
     if indexed is None and db.execute("SELECT 1 FROM views LIMIT 1").fetchone() is not None:
         # Rewriting each view with itself fires the update trigger.

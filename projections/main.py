@@ -14,28 +14,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 
 import asyncpg
 import uvicorn
 
 from projections.api import create_api
 from projections.projector import Projector
-from projections.store import default_group, open_store, redacted, store_url_from_env
+from projections.settings import ProjectorSettings
+from projections.store import default_group, open_store, redacted
 from services.dead_letters import DeadLetters
 from services.internal_endpoints import InternalTokenMissing, RequireInternalToken, token_for
-from services.kafka import KafkaSettings, ensure_topics
+from services.kafka import ensure_topics
 from services.producer import RebuildingProducer
+from services.settings import exit_on_bad_settings
 
 log = logging.getLogger("dispatch.projector")
 
 
-async def serve() -> None:
-    host = os.environ.get("PROJECTOR_HOST", "127.0.0.1")
+async def serve(config: ProjectorSettings) -> None:
+    host = config.host
     token = token_for(host, "the projector's API")  # before anything else: fail fast
-    settings = KafkaSettings.from_env()
+    settings = config.kafka
     await ensure_topics(settings)
-    url = store_url_from_env()
+    url = config.store
     try:
         store = await open_store(url)
     except (OSError, ValueError, asyncpg.PostgresError) as exc:
@@ -43,22 +44,21 @@ async def serve() -> None:
         raise SystemExit(f"projection store {redacted(url)} unusable: {exc}") from None
     group = None
     if store.shared:
-        prefix = settings.topics.events.removesuffix("dispatch.events")
-        group = os.environ.get("PROJECTOR_GROUP") or default_group(url, prefix)
+        group = config.group or default_group(url, settings.topic_prefix)
     # Records it cannot read or fold are parked on the dead-letter topic.
     producer = RebuildingProducer(settings)
     await producer.start()
     dead_letters = DeadLetters(producer, settings.topics.dead_letters)
     projector = Projector(settings, store, group_id=group, dead_letters=dead_letters)
     await projector.start()
-    config = uvicorn.Config(
+    server_config = uvicorn.Config(
         RequireInternalToken(create_api(store, projector.caught_up), token),
         host=host,
-        port=int(os.environ.get("PROJECTOR_PORT", "8070")),
+        port=config.port,
         log_level="warning",
         access_log=False,
     )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config)
     following = asyncio.create_task(projector.run(), name="projector")
 
     def stop_serving_if_following_died(task: asyncio.Task[None]) -> None:
@@ -87,8 +87,10 @@ async def serve() -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    with exit_on_bad_settings():
+        config = ProjectorSettings.from_env()
     try:
-        asyncio.run(serve())
+        asyncio.run(serve(config))
     except InternalTokenMissing as exc:
         log.error("refusing to start: %s", exc)
         raise SystemExit(2) from exc

@@ -19,6 +19,7 @@ import asyncpg
 import orjson
 
 from projections import schema
+from projections.console_pg_schema import ensure_console_schema
 from projections.store import Batch, HistoryRow, Snapshot, StalePositions, redacted
 from projections.view import View
 
@@ -183,6 +184,7 @@ async def migrate(db: Any) -> None:
                 version,
                 datetime.now(UTC).isoformat(),
             )
+        await ensure_console_schema(db)  # the console's index: projections/console_pg_schema.py
 
 
 async def _positions(db: Any) -> dict[int, int]:

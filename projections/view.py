@@ -4,7 +4,8 @@ The view folds each event through the same fold the processor runs
 (``services/failover``) and renders what a user needs from the resulting
 state: each step's phase, deadline and message, the outcome and the true
 usage. What the rules do not keep (every status's details, when the request
-came and the dispatch ended, webhook outcomes) is kept beside it. Both travel
+came and the dispatch ended, webhook outcomes, the webhooks the processor
+issued that have no outcome yet) is kept beside it. Both travel
 inside the view under ``PRIVATE`` (the stored view is the projector's only
 memory of a dispatch); :func:`public` is the view without it, as the API
 shows it. Applying an event twice leaves the view as it was, so a replay or a
@@ -14,6 +15,7 @@ redelivered event cannot double-count a status or a price.
 from __future__ import annotations
 
 import os
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +23,7 @@ import orjson
 
 from events.codec import LogEvent
 from events.dispatch import (
+    MessageSendFailed,
     MessageStatusReceived,
     Tick,
     WebhookAbandoned,
@@ -29,6 +32,7 @@ from events.dispatch import (
     WorkflowFailed,
     WorkflowRequested,
 )
+from services.failover import factories
 from services.failover.decide import over_status_bound, step_phase
 from services.failover.fold import apply as fold
 from services.failover.state import DispatchState
@@ -65,7 +69,7 @@ def apply(view: View | None, event: LogEvent) -> View | None:
             "template": event.template,
             "finished_at": None,
             "entries": {},
-            "webhooks": {"delivered": [], "abandoned": []},
+            "webhooks": {"delivered": [], "abandoned": [], "pending": []},
             "final": {"delivered": False, "abandoned": False},
         }
         state = fold(None, event)
@@ -82,19 +86,41 @@ def apply(view: View | None, event: LogEvent) -> View | None:
         fold(state, event)
         if len(state.seen) > before:
             extras["entries"].setdefault(event.message_uuid, []).append(_entry(event))
+            key = state.seen[before]
+            _issued(extras, factories.status_webhook_id(state.dispatch_uuid, key))
         return render(state, extras)
     finished = state.finished
     fold(state, event)
     if not finished and state.finished and isinstance(event, WorkflowCompleted | WorkflowFailed):
         extras["finished_at"] = event.occurred_at.isoformat()
+        _issued(extras, factories.final_webhook_id(state.dispatch_uuid))
+    if isinstance(event, MessageSendFailed):
+        failed = state.step(event.step)
+        if failed and failed.send_failed and failed.send_failed.event_id == str(event.event_id):
+            _issued(extras, factories.send_failure_webhook_id(state.dispatch_uuid, event.step))
     if isinstance(event, WebhookDelivered | WebhookAbandoned):
         outcome = "delivered" if isinstance(event, WebhookDelivered) else "abandoned"
+        webhook_id = str(event.webhook_id)
         ids: list[str] = extras["webhooks"][outcome]
-        if str(event.webhook_id) not in ids:
-            ids.append(str(event.webhook_id))
+        if webhook_id not in ids:
+            ids.append(webhook_id)
+        pending: list[str] = extras["webhooks"]["pending"]
+        if webhook_id in pending:
+            pending.remove(webhook_id)
         if event.kind == "final":
             extras["final"][outcome] = True
     return render(state, extras)
+
+
+def _issued(extras: dict[str, Any], webhook_id: uuid.UUID) -> None:
+    """A webhook the processor sent the deliverer for this event (the ids are
+    the rules' own): pending until its WebhookDelivered or WebhookAbandoned,
+    counted once however often the event is folded."""
+    text = str(webhook_id)
+    hooks = extras["webhooks"]
+    if text in hooks["delivered"] or text in hooks["abandoned"] or text in hooks["pending"]:
+        return
+    hooks["pending"].append(text)
 
 
 def refold(events: list[LogEvent]) -> View | None:

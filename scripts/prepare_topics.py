@@ -6,14 +6,13 @@ alarming on a first run)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.kafka import KafkaSettings, ensure_topics
+from services.sender.config import SenderConfig
 from services.sender.ledger import ensure_ledger_topic, ledger_topic
-from services.sender.main import WEEK_MS
 from services.webhooks.config import WebhookSettings
 from services.webhooks.state import ensure_state_topic, state_topic
 
@@ -22,9 +21,7 @@ LEADER_WAIT_S = 20.0
 
 async def prepare(settings: KafkaSettings) -> None:
     await ensure_topics(settings)
-    await ensure_ledger_topic(
-        settings, int(os.environ.get("SENDER_LEDGER_RETENTION_MS", str(WEEK_MS)))
-    )
+    await ensure_ledger_topic(settings, SenderConfig.from_env().ledger_retention_ms)
     await ensure_state_topic(
         settings, settings.partitions, WebhookSettings.from_env().state_retention_s
     )

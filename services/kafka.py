@@ -1,20 +1,19 @@
-"""Kafka plumbing shared by every process: settings, topic creation, producers."""
+"""Kafka plumbing shared by every process: topic creation, producers (the
+settings are :class:`services.settings.KafkaSettings`, re-exported here)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from events.topics import Topics
 from services.kafka_security import client_options
+from services.settings import KafkaSettings
 
 # The longest a fetch waits at the broker for data (aiokafka's default: 500 ms).
 # A consumer keeps one fetch in flight per broker, and the fetch sent while
@@ -24,55 +23,7 @@ from services.kafka_security import client_options
 # data returns at once. An idle consumer asks 1 / 50 ms = 20 times a second.
 FETCH_MAX_WAIT_MS = 50
 
-
-@dataclass(frozen=True)
-class KafkaSettings:
-    bootstrap_servers: str = "127.0.0.1:9092"
-    # Partitions of dispatch.events (and so of the processor's tables); every
-    # event of one dispatch lands on one partition, in order.
-    partitions: int = 8
-    topics: Topics = field(default_factory=Topics.from_env)
-    # Copies of every partition of every topic the project creates, and how many
-    # of them must have a write before it counts (with acks=all). 1 / broker
-    # default on a single broker; 3 / 2 on a cluster (see docs/operations.md).
-    replication_factor: int = 1
-    min_insync_replicas: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.replication_factor < 1:
-            raise ValueError(
-                f"DISPATCH_REPLICATION_FACTOR must be at least 1, not {self.replication_factor}"
-            )
-        min_isr = self.min_insync_replicas
-        if min_isr is not None and not 1 <= min_isr <= self.replication_factor:
-            # More than the replicas there are would refuse every write.
-            raise ValueError(
-                f"DISPATCH_MIN_INSYNC_REPLICAS must be between 1 and the replication "
-                f"factor ({self.replication_factor}), not {min_isr}"
-            )
-
-    @classmethod
-    def from_env(cls) -> KafkaSettings:
-        min_isr = _whole_number("DISPATCH_MIN_INSYNC_REPLICAS", "")
-        replicas = _whole_number("DISPATCH_REPLICATION_FACTOR", "1")
-        return cls(
-            bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-            partitions=int(os.environ.get("DISPATCH_PARTITIONS", "8")),
-            topics=Topics.from_env(),
-            replication_factor=1 if replicas is None else replicas,
-            min_insync_replicas=min_isr,
-        )
-
-
-def _whole_number(variable: str, default: str) -> int | None:
-    """The integer in ``variable`` (None when empty); a start-up error naming it otherwise."""
-    value = os.environ.get(variable, default).strip()
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"{variable} must be a whole number, not {value!r}") from None
+__all__ = ["KafkaSettings"]  # where every process has always imported it from
 
 
 def new_topic(

@@ -13,56 +13,14 @@ SCRAM-SHA-256 or PLAIN; ``KAFKA_SASL_USERNAME``; ``KAFKA_SASL_PASSWORD`` (or
 
 from __future__ import annotations
 
-import os
-import ssl
-from dataclasses import dataclass, field
 from typing import Any
 
-from services.secret_env import env_secret
+from services.settings import PROTOCOLS, KafkaSecurity, SettingsError
 
-PROTOCOLS = frozenset({"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"})
+__all__ = ["PROTOCOLS", "KafkaSecurity", "KafkaSecurityError", "client_options"]
 
-
-class KafkaSecurityError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class KafkaSecurity:
-    protocol: str = "PLAINTEXT"
-    ca_file: str = ""
-    mechanism: str = "SCRAM-SHA-512"
-    username: str = ""
-    password: str = field(default="", repr=False)
-
-    @classmethod
-    def from_env(cls) -> KafkaSecurity:
-        security = cls(
-            protocol=os.environ.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
-            ca_file=os.environ.get("KAFKA_SSL_CAFILE", ""),
-            mechanism=os.environ.get("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512").upper(),
-            username=os.environ.get("KAFKA_SASL_USERNAME", ""),
-            password=env_secret("KAFKA_SASL_PASSWORD"),
-        )
-        if security.protocol not in PROTOCOLS:
-            raise KafkaSecurityError(f"KAFKA_SECURITY_PROTOCOL must be one of {sorted(PROTOCOLS)}")
-        if security.sasl and not (security.username and security.password):
-            raise KafkaSecurityError(
-                f"{security.protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
-            )
-        return security
-
-    @property
-    def tls(self) -> bool:
-        return self.protocol in {"SSL", "SASL_SSL"}
-
-    @property
-    def sasl(self) -> bool:
-        return self.protocol.startswith("SASL_")
-
-    def ssl_context(self) -> ssl.SSLContext:
-        # Certificates and host names verified (create_default_context's default).
-        return ssl.create_default_context(cafile=self.ca_file or None)
+# A bad security setting is a SettingsError like any other.
+KafkaSecurityError = SettingsError
 
 
 def client_options(security: KafkaSecurity | None = None) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from events.dispatch import (
     WorkflowFailed,
     WorkflowRequested,
 )
+from services.failover.factories import final_webhook_id
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -121,7 +122,7 @@ def failover_history(dispatch: uuid.UUID, app: str = "app-1") -> list[Any]:
         ),
         WebhookDelivered(
             dispatch_uuid=dispatch,
-            webhook_id=deterministic_id(dispatch, "final"),
+            webhook_id=final_webhook_id(str(dispatch)),  # the id the processor gives it
             kind="final",
             attempts=1,
             http_status=200,

@@ -23,11 +23,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from projections import console_queries as queries
+from projections.store import HistoryRow
 from services.console import auth, charts
 from services.console.figures import FIGURES_TTL_S, FiguresCache, FiguresCollector, Sampler
 from services.console.filters import InvalidFilter, parse_filters
 from services.console.settings import ConsoleSettings
-from services.console.store import ConsoleStore, StoreMissing
+from services.console.store import StoreMissing, open_console_store
 from services.console.timeline import timeline, webhooks
 from services.gateway.problems import problem_response
 from services.webhooks.cli import _redeliver as redeliver_webhooks
@@ -37,7 +38,7 @@ HERE = Path(__file__).parent
 
 
 def create_app(settings: ConsoleSettings) -> Starlette:
-    store = ConsoleStore(settings.projector_db)
+    store = open_console_store(settings.store_url)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals["bars"] = charts.bars
     templates.env.globals["sparkline"] = charts.sparkline
@@ -52,9 +53,10 @@ def create_app(settings: ConsoleSettings) -> Starlette:
         read_figures=figures.get,
         processor_metrics_url=settings.processor_metrics_url,
         interval_s=settings.sample_interval_s,
+        internal_token=settings.internal_token,
     )
     registry = CollectorRegistry()
-    registry.register(FiguresCollector(figures.get))
+    registry.register(FiguresCollector(figures))
 
     def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
         return templates.TemplateResponse(request, name, context, status_code=status)
@@ -105,8 +107,8 @@ def create_app(settings: ConsoleSettings) -> Starlette:
         now = datetime.now(UTC)
 
         try:
-            totals = await asyncio.to_thread(figures.get)
-            minutes = await asyncio.to_thread(store.read, lambda db: queries.per_minute(db, now))
+            totals = await figures.get()
+            minutes = await store.read(lambda db: queries.per_minute(db, now))
         except StoreMissing:
             return _store_missing()
         latest = sampler.samples[-1] if sampler.samples else {}
@@ -134,10 +136,11 @@ def create_app(settings: ConsoleSettings) -> Starlette:
                 invalid_parameters=[{"name": exc.name, "reason": exc.reason}],
             )
         try:
-            found, apps = await asyncio.to_thread(
-                store.read,
-                lambda db: (queries.list_dispatches(db, filters), queries.applications(db)),
-            )
+
+            async def listing(db: queries.Reader) -> tuple[queries.Page, list[str]]:
+                return await queries.list_dispatches(db, filters), await queries.applications(db)
+
+            found, apps = await store.read(listing)
         except StoreMissing:
             return _store_missing()
         kept = {k: v for k, v in request.query_params.items() if k != "before" and v}
@@ -168,10 +171,13 @@ def create_app(settings: ConsoleSettings) -> Starlette:
         except ValueError:
             return problem_response(404, f"no dispatch {raw}")
         try:
-            view, rows = await asyncio.to_thread(
-                store.read,
-                lambda db: (queries.view(db, dispatch_uuid), queries.history(db, dispatch_uuid)),
-            )
+
+            async def one(db: queries.Reader) -> tuple[dict[str, Any] | None, list[HistoryRow]]:
+                return await queries.view(db, dispatch_uuid), await queries.history(
+                    db, dispatch_uuid
+                )
+
+            view, rows = await store.read(one)
         except StoreMissing:
             return _store_missing()
         if view is None:
@@ -219,9 +225,10 @@ def create_app(settings: ConsoleSettings) -> Starlette:
 
     async def metrics(request: Request) -> Response:
         try:
-            body = await asyncio.to_thread(generate_latest, registry)
+            await figures.get()
         except StoreMissing:
-            body = b""
+            return Response(b"", media_type="text/plain; version=0.0.4")
+        body = await asyncio.to_thread(generate_latest, registry)
         return Response(body, media_type="text/plain; version=0.0.4")
 
     async def healthz(request: Request) -> Response:
@@ -239,8 +246,9 @@ def create_app(settings: ConsoleSettings) -> Starlette:
             sampling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampling
+            await store.close()
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/", root),
             Route("/console", overview),
@@ -256,9 +264,17 @@ def create_app(settings: ConsoleSettings) -> Starlette:
         ],
         lifespan=lifespan,
     )
+    app.state.store = store  # closed by the lifespan (or by whoever runs the app without one)
+    return app
 
 
-_LEVELS = ("in_flight", "final_reports_pending", "webhooks_abandoned", "lateness_p99")
+_LEVELS = (
+    "in_flight",
+    "final_reports_pending",
+    "webhooks_pending",
+    "webhooks_abandoned",
+    "lateness_p99",
+)
 
 
 def _safe_next(request: Request, given: str | None = None) -> str:

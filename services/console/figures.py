@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,19 +28,19 @@ FIGURES_TTL_S = 5.0
 class FiguresCache:
     """The last figures read, for ``ttl_s``; one reader at a time."""
 
-    def __init__(self, read: Callable[[], queries.Figures], ttl_s: float) -> None:
+    def __init__(self, read: Callable[[], Awaitable[queries.Figures]], ttl_s: float) -> None:
         self._read = read
         self._ttl_s = ttl_s
-        self._lock = threading.Lock()
-        self._value: queries.Figures | None = None
+        self._lock = asyncio.Lock()
+        self.latest: queries.Figures | None = None
         self._read_at = 0.0
 
-    def get(self) -> queries.Figures:
-        with self._lock:
-            if self._value is None or time.monotonic() - self._read_at > self._ttl_s:
-                self._value = self._read()
+    async def get(self) -> queries.Figures:
+        async with self._lock:
+            if self.latest is None or time.monotonic() - self._read_at > self._ttl_s:
+                self.latest = await self._read()
                 self._read_at = time.monotonic()
-            return self._value
+            return self.latest
 
 
 def quantile_from_buckets(buckets: list[tuple[float, float]], q: float) -> float | None:
@@ -71,9 +70,10 @@ def lateness_buckets(metrics_text: str) -> list[tuple[float, float]]:
 class Sampler:
     """Keeps the recent history of the figures that are a level, not a count."""
 
-    read_figures: Callable[[], queries.Figures]
+    read_figures: Callable[[], Awaitable[queries.Figures]]
     processor_metrics_url: str | None
     interval_s: float = 10.0
+    internal_token: str | None = None
     samples: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=SAMPLES_KEPT))
     _previous_buckets: list[tuple[float, float]] = field(default_factory=list)
 
@@ -93,19 +93,21 @@ class Sampler:
         return quantile_from_buckets(delta, 0.99)
 
     async def sample(self, client: httpx.AsyncClient) -> dict[str, Any]:
-        figures = await asyncio.to_thread(self.read_figures)
+        figures = await self.read_figures()
         sample = {
             "at": time.time(),
             "in_flight": figures.in_flight,
             "final_reports_pending": figures.final_reports_pending,
-            "webhooks_abandoned": figures.webhooks_abandoned,
+            "webhooks_abandoned": figures.webhooks_abandoned_total,
+            "webhooks_pending": figures.webhooks_pending,
             "lateness_p99": await self.lateness_p99(client),
         }
         self.samples.append(sample)
         return sample
 
     async def run(self) -> None:
-        async with httpx.AsyncClient(timeout=2.0) as client:
+        headers = {"Authorization": f"Bearer {self.internal_token}"} if self.internal_token else {}
+        async with httpx.AsyncClient(timeout=2.0, headers=headers) as client:
             while True:
                 try:
                     await self.sample(client)
@@ -118,13 +120,16 @@ class Sampler:
 
 
 class FiguresCollector:
-    """Prometheus collector: the projection's figures, read at scrape time."""
+    """Prometheus collector: the projection's figures, as last read (the
+    ``/metrics`` route reads them, through the cache, before each scrape)."""
 
-    def __init__(self, read_figures: Callable[[], queries.Figures]) -> None:
-        self._read = read_figures
+    def __init__(self, cache: FiguresCache) -> None:
+        self._cache = cache
 
     def collect(self) -> Iterator[Any]:
-        figures = self._read()
+        figures = self._cache.latest
+        if figures is None:
+            return
         yield GaugeMetricFamily(
             "dispatch_projection_dispatches_in_flight",
             "Dispatches not yet completed or failed.",
@@ -150,6 +155,16 @@ class FiguresCollector:
             "dispatch_projection_webhooks_abandoned_dispatches",
             "Dispatches with a webhook abandoned and not delivered since.",
             value=figures.webhooks_abandoned,
+        )
+        yield GaugeMetricFamily(
+            "dispatch_projection_webhooks_abandoned",
+            "Webhooks (status and final) abandoned and not delivered since.",
+            value=figures.webhooks_abandoned_total,
+        )
+        yield GaugeMetricFamily(
+            "dispatch_projection_webhooks_pending",
+            "Webhooks (status and final) sent to the deliverer, not yet delivered nor abandoned.",
+            value=figures.webhooks_pending,
         )
         yield GaugeMetricFamily(
             "dispatch_projection_final_reports_pending",

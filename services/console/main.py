@@ -1,7 +1,8 @@
 """``dispatch-console``: the operator console at ``/console``.
 
 Environment: CONSOLE_TOKEN (required), CONSOLE_HOST (127.0.0.1), CONSOLE_PORT
-(8060), PROJECTOR_DB (the projector's SQLite store, read only),
+(8060), PROJECTOR_STORE_URL (a PostgreSQL store) or PROJECTOR_DB (the
+projector's SQLite file), read only,
 CONSOLE_PROCESSOR_METRICS_URL (timer lateness), KAFKA_BOOTSTRAP and
 DISPATCH_TOPIC_PREFIX (redelivery). See docs/console.md.
 """
@@ -9,26 +10,25 @@ DISPATCH_TOPIC_PREFIX (redelivery). See docs/console.md.
 from __future__ import annotations
 
 import logging
-import sys
 
 import uvicorn
 
+from projections.store import redacted
 from services.console.app import create_app
-from services.console.settings import ConsoleMisconfigured, ConsoleSettings
+from services.console.settings import ConsoleSettings
+from services.settings import exit_on_bad_settings
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per sample otherwise
-    try:
+    with exit_on_bad_settings():
         settings = ConsoleSettings.from_env()
-    except ConsoleMisconfigured as exc:
-        sys.exit(f"dispatch-console: {exc}")
     logging.getLogger("dispatch.console").info(
         "console at http://%s:%s/console reading %s",
         settings.host,
         settings.port,
-        settings.projector_db,
+        redacted(settings.store_url),
     )
     uvicorn.run(
         create_app(settings),

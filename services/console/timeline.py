@@ -24,6 +24,7 @@ KINDS = {
     "UsageAmended": "status",
     "WebhookDelivered": "webhook",
     "WebhookAbandoned": "webhook-failed",
+    "WebhookAttemptFailed": "webhook-failed",
 }
 
 
@@ -41,11 +42,17 @@ class Entry:
 class Webhook:
     webhook_id: str
     kind: str
-    rounds: list[dict[str, Any]]  # one per delivery round: outcome, attempts, answer
+    # One per delivery round (a redelivery starts a new one): its outcome
+    # ("delivered", "abandoned", or "retrying" while it goes on), its attempts
+    # in all, its answer, and the failed attempts recorded one by one.
+    rounds: list[dict[str, Any]]
 
     @property
     def abandoned(self) -> bool:
         return self.rounds[-1]["outcome"] == "abandoned"
+
+
+_WEBHOOK_TYPES = ("WebhookAttemptFailed", "WebhookDelivered", "WebhookAbandoned")
 
 
 def timeline(rows: list[HistoryRow]) -> tuple[list[Entry], dict[str, Any] | None]:
@@ -75,19 +82,47 @@ def timeline(rows: list[HistoryRow]) -> tuple[list[Entry], dict[str, Any] | None
 
 
 def webhooks(rows: list[HistoryRow]) -> list[Webhook]:
-    """Every webhook of the dispatch with each delivery round's outcome (a
-    redelivery is a new round with its own attempts)."""
+    """Every webhook of the dispatch with each delivery round: its failed
+    attempts as recorded, and how it ended."""
     found: dict[str, Webhook] = {}
+    seen: set[str] = set()
     for row in rows:
-        if row.type not in ("WebhookDelivered", "WebhookAbandoned"):
+        if row.type not in _WEBHOOK_TYPES:
             continue
         event = orjson.loads(row.event)
+        if event["event_id"] in seen:
+            continue  # written twice (a deliverer restarted before it could note it)
+        seen.add(event["event_id"])
         webhook = found.setdefault(
             event["webhook_id"],
             Webhook(webhook_id=event["webhook_id"], kind=event["kind"], rounds=[]),
         )
+        rounds = webhook.rounds
+        if row.type == "WebhookAttemptFailed":
+            number = int(event.get("round", 0))
+            while len(rounds) <= number:
+                rounds.append(_round(len(rounds)))
+            current = rounds[number]
+            current["failed"].append(
+                {
+                    "attempt": event["attempt"],
+                    "at": row.occurred_at,
+                    "answer": event["answer"],
+                    "http_status": event.get("http_status"),
+                    "next_attempt_at": event["next_attempt_at"],
+                }
+            )
+            current["attempts"] = max(current["attempts"], event["attempt"])
+            current["at"] = row.occurred_at
+            current["answer"] = event["answer"]
+            continue
+        # An outcome ends the first round that has none yet.
+        ending = next((r for r in rounds if r["outcome"] == "retrying"), None)
+        if ending is None:
+            ending = _round(len(rounds))
+            rounds.append(ending)
         delivered = row.type == "WebhookDelivered"
-        webhook.rounds.append(
+        ending.update(
             {
                 "at": row.occurred_at,
                 "outcome": "delivered" if delivered else "abandoned",
@@ -96,7 +131,45 @@ def webhooks(rows: list[HistoryRow]) -> list[Webhook]:
                 "answer": f"HTTP {event['http_status']}" if delivered else _gave_up(event),
             }
         )
+    for webhook in found.values():
+        for current in webhook.rounds:
+            current["failed"].sort(key=lambda a: a["attempt"])
+            current["unrecorded"] = _unrecorded(current)
     return list(found.values())
+
+
+def _round(number: int) -> dict[str, Any]:
+    return {
+        "round": number,
+        "outcome": "retrying",
+        "attempts": 0,
+        "at": "",
+        "http_status": None,
+        "answer": "",
+        "failed": [],
+        "unrecorded": "",
+    }
+
+
+def _unrecorded(current: dict[str, Any]) -> str:
+    """The failed attempts of a round with no line of their own, as ranges
+    ("11-15, 17-31"): the deliverer records the first ones and then only
+    powers of two, so a long outage stays a few lines."""
+    recorded = {a["attempt"] for a in current["failed"]}
+    # The last attempt of a finished round is its outcome, not a failed line.
+    if current["outcome"] == "retrying":
+        last_failed = max(recorded, default=0)
+    else:
+        last_failed = current["attempts"] - 1
+    spans: list[list[int]] = []
+    for n in range(1, last_failed + 1):
+        if n in recorded:
+            continue
+        if spans and spans[-1][1] == n - 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
 def _gave_up(event: dict[str, Any]) -> str:

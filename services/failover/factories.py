@@ -35,6 +35,19 @@ def command_id(dispatch_uuid: str, step: int) -> uuid.UUID:
     return deterministic_id(dispatch_uuid, step, "send")
 
 
+def final_webhook_id(dispatch_uuid: str) -> uuid.UUID:
+    return deterministic_id(dispatch_uuid, "final", "webhook")
+
+
+def status_webhook_id(dispatch_uuid: str, key: str) -> uuid.UUID:
+    """A status webhook's id, from the status's :func:`status_key`."""
+    return deterministic_id(dispatch_uuid, key, "status-webhook")
+
+
+def send_failure_webhook_id(dispatch_uuid: str, step: int) -> uuid.UUID:
+    return deterministic_id(dispatch_uuid, step, "send-failed-webhook")
+
+
 def status_key(event: MessageStatusReceived) -> str:
     """Identifies one status callback. The price is part of it: two callbacks
     that differ only in their usage are two facts, and the second one's price
@@ -124,7 +137,7 @@ def final_report(state: DispatchState) -> DeliverWebhook:
     report = state.final_report
     assert report is not None
     return DeliverWebhook(
-        event_id=deterministic_id(state.dispatch_uuid, "final", "webhook"),
+        event_id=final_webhook_id(state.dispatch_uuid),
         dispatch_uuid=uuid_of(state.dispatch_uuid),
         occurred_at=datetime.fromisoformat(str(report["timestamp"]).replace("Z", "+00:00")),
         application_id=state.application_id,
@@ -138,7 +151,7 @@ def status_webhook(
 ) -> DeliverWebhook:
     """The status webhook for ``event`` (``key``: its ``status_key``, if known)."""
     return DeliverWebhook(
-        event_id=deterministic_id(state.dispatch_uuid, key or status_key(event), "status-webhook"),
+        event_id=status_webhook_id(state.dispatch_uuid, key or status_key(event)),
         dispatch_uuid=event.dispatch_uuid,
         occurred_at=event.timestamp,
         application_id=state.application_id,
@@ -151,7 +164,7 @@ def send_failure_webhook(state: DispatchState, step: StepState) -> DeliverWebhoo
     """A failed send, reported to the client as a ``rejected`` status."""
     assert step.send_failed is not None
     return DeliverWebhook(
-        event_id=deterministic_id(state.dispatch_uuid, step.index, "send-failed-webhook"),
+        event_id=send_failure_webhook_id(state.dispatch_uuid, step.index),
         dispatch_uuid=uuid_of(state.dispatch_uuid),
         occurred_at=step.send_failed.at,
         application_id=state.application_id,

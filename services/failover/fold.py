@@ -30,6 +30,7 @@ from events.dispatch import (
     TimerScheduled,
     UsageAmended,
     WebhookAbandoned,
+    WebhookAttemptFailed,
     WebhookDelivered,
     WorkflowCompleted,
     WorkflowFailed,
@@ -207,5 +208,6 @@ _HANDLERS: dict[type, Callable[[DispatchState, Any], None]] = {
     UsageAmended: _usage_amended,
     WebhookDelivered: _nothing,
     WebhookAbandoned: _nothing,
+    WebhookAttemptFailed: _nothing,
     Tick: _nothing,
 }

@@ -1,14 +1,16 @@
 """Who is calling: Basic (api_key:api_secret) or Bearer JWT (RS256, see
 :mod:`services.gateway.bearer`), never both.
 
-Pure functions of the ``Authorization`` header values and a lookup of
-applications, so the whole matrix is testable without HTTP or Kafka.
+Functions of the ``Authorization`` header values and a lookup of
+applications (plus a memo of Basic credentials already verified), so the
+whole matrix is testable without HTTP or Kafka.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -80,7 +82,48 @@ def _mixes_schemes(value: str) -> bool:
     return "basic " in lowered and "bearer " in lowered
 
 
+class _VerifiedBasic:
+    """Basic credentials already verified, by the SHA-256 of the header's
+    credentials (never the credentials themselves): the salted HMAC, most of
+    a Basic check's cost, is paid once per credential instead of per request.
+    A hit counts only while the registry holds the same key with the same
+    secret hash, so a rotated secret or a removed application is refused at
+    once. Bounded: emptied when full."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._max_entries = max_entries
+        self._entries: dict[bytes, tuple[str, str]] = {}  # digest → (api_key, secret hash)
+
+    def get(self, digest: bytes, applications: Applications) -> ApplicationRegistered | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        app = applications.by_api_key(entry[0])
+        if app is None or app.api_secret_hash != entry[1]:
+            del self._entries[digest]
+            return None
+        return app
+
+    def put(self, digest: bytes, app: ApplicationRegistered) -> None:
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()
+        self._entries[digest] = (app.api_key, app.api_secret_hash)
+
+
+_verified_basic = _VerifiedBasic()
+
+
 def _basic(credentials: str, applications: Applications) -> ApplicationRegistered:
+    digest = hashlib.sha256(credentials.encode()).digest()
+    known = _verified_basic.get(digest, applications)
+    if known is not None:
+        return known
+    app = _verify_basic(credentials, applications)
+    _verified_basic.put(digest, app)
+    return app
+
+
+def _verify_basic(credentials: str, applications: Applications) -> ApplicationRegistered:
     try:
         decoded = base64.b64decode(credentials, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError) as exc:

@@ -26,10 +26,20 @@ def identify(
 ) -> Authenticated | ProblemResponse:
     """The authenticated caller; 401 for bad credentials, 503 while the
     registry is still loading (valid credentials must never see a 401)."""
+    return identify_by_headers(
+        request.headers.getlist("authorization"), applications, jwt_leeway_s=jwt_leeway_s
+    )
+
+
+def identify_by_headers(
+    authorization: list[str],
+    applications: Applications,
+    *,
+    jwt_leeway_s: float = DEFAULT_LEEWAY_S,
+) -> Authenticated | ProblemResponse:
+    """:func:`identify` from the request's ``Authorization`` header values."""
     try:
-        return authenticate(
-            request.headers.getlist("authorization"), applications, jwt_leeway_s=jwt_leeway_s
-        )
+        return authenticate(authorization, applications, jwt_leeway_s=jwt_leeway_s)
     except RegistryLoading:
         return problem_response(
             503,

@@ -6,7 +6,6 @@ buffered (uvicorn's httptools protocol has no such limit)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 
 import orjson
@@ -41,8 +40,9 @@ def _response_431(limit: int) -> bytes:
 
 
 class BoundedHeadProtocol(HttpToolsProtocol):
-    # Read once per process (uvicorn's workers import this class by name).
-    max_head_bytes = int(os.environ.get("GATEWAY_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES))
+    # GATEWAY_MAX_HEADER_BYTES, set when the app is built, in every worker
+    # process (uvicorn's workers import this class by name).
+    max_head_bytes = DEFAULT_MAX_HEADER_BYTES
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

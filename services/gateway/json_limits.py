@@ -47,11 +47,49 @@ def _unsafe_integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER
 
 
+_SCALARS = (str, bool, type(None))
+_LARGEST_EXACT_FLOAT_INTEGER = 2.0**63
+
+
+def _plainly_within_limits(value: Any, max_depth: int) -> bool:
+    """True when nothing in ``value`` comes near a limit: no container deeper
+    than ``max_depth``, no integer beyond the safe range, no float that may
+    have been an integer literal. No paths are built, so the common case (a
+    body well within limits) costs a few microseconds; anything else, or a
+    type other than the parser's own, is left to the full walk."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if kind is dict or kind is list:
+            if depth > max_depth:
+                return False
+            for child in item.values() if kind is dict else item:
+                if type(child) not in _SCALARS:
+                    stack.append((child, depth + 1))
+        elif kind is int:
+            if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                return False
+        elif kind is float:
+            if item.is_integer() and abs(item) >= _LARGEST_EXACT_FLOAT_INTEGER:
+                return False
+        elif kind not in _SCALARS:
+            return False
+    return True
+
+
 def json_limit_problems(
     value: Any, raw: bytes, *, max_depth: int = MAX_DEPTH
 ) -> list[dict[str, str]]:
     """``{name, reason}`` for each place ``value`` (parsed from ``raw``)
     exceeds what the consumers can carry; empty when it is fine."""
+    if _plainly_within_limits(value, max_depth):
+        return []
+    return _problems_by_walk(value, raw, max_depth)
+
+
+def _problems_by_walk(value: Any, raw: bytes, max_depth: int) -> list[dict[str, str]]:
+    """Every value visited, with its path, to name each problem."""
     problems: list[dict[str, str]] = []
     suspicious_float = False
     for item, path, depth in _walk(value, max_depth):

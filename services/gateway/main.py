@@ -23,9 +23,10 @@ from services.gateway.event_log import KafkaEventLog
 from services.gateway.http_protocol import BoundedHeadProtocol
 from services.gateway.mounts import InboundMount, mounted_routes, projector_client
 from services.gateway.settings import GatewaySettings
-from services.inbound.settings import CallbackAuth, CallbackAuthMissing
+from services.inbound.settings import InboundSettings
 from services.internal_endpoints import is_loopback
 from services.kafka import ensure_topics
+from services.settings import exit_on_bad_settings
 
 log = logging.getLogger("dispatch.gateway")
 
@@ -52,6 +53,8 @@ async def _connect(
 
 def build_app_from_env(*, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     settings = GatewaySettings.from_env()
+    # Here, not in main(): each uvicorn worker process builds its own app.
+    BoundedHeadProtocol.max_head_bytes = settings.max_header_bytes
     registry = ApplicationRegistry(settings.kafka)
     event_log = KafkaEventLog(
         settings.kafka,
@@ -59,8 +62,8 @@ def build_app_from_env(*, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
         linger_ms=settings.producer_linger_ms,
     )
 
-    inbound = InboundMount(settings.kafka, CallbackAuth.from_env())
-    projector = projector_client()
+    inbound = InboundMount(settings.kafka, InboundSettings.from_env(), settings.projector_url)
+    projector = projector_client(settings.projector_url, settings.internal_token)
 
     async def connect_all() -> None:
         await _connect(settings, registry, event_log)
@@ -96,12 +99,9 @@ def main() -> None:
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = GatewaySettings.from_env()
-    try:
-        callback_auth = CallbackAuth.from_env()
-    except CallbackAuthMissing as exc:
-        log.error("refusing to start: %s", exc)
-        raise SystemExit(2) from exc
+    with exit_on_bad_settings():
+        settings = GatewaySettings.from_env()
+        callback_auth = InboundSettings.from_env()
     if callback_auth.allow_unsigned and not callback_auth.signature_secret:
         log.warning(
             "accepting UNSIGNED status callbacks: anyone who reaches /v0.1/status can "

@@ -5,7 +5,6 @@ and the read endpoints backed by the projector."""
 from __future__ import annotations
 
 import contextlib
-import os
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,8 +15,7 @@ from services.gateway.problems import problem_response
 from services.gateway.reads import ProjectorClient, read_routes
 from services.inbound.bootstrap import inbound_deps
 from services.inbound.routes import STATUS_PATH, inbound_routes
-from services.inbound.settings import CallbackAuth
-from services.internal_endpoints import internal_token
+from services.inbound.settings import InboundSettings
 from services.kafka import KafkaSettings
 from services.producer import RebuildingProducer
 
@@ -25,9 +23,10 @@ from services.producer import RebuildingProducer
 class InboundMount:
     """``POST /v0.1/status``; answers 503 (the provider retries) until started."""
 
-    def __init__(self, kafka: KafkaSettings, auth: CallbackAuth) -> None:
+    def __init__(self, kafka: KafkaSettings, settings: InboundSettings, projector_url: str) -> None:
         self._kafka = kafka
-        self._auth = auth
+        self._settings = settings
+        self._projector_url = projector_url
         self._endpoint: Route | None = None
         self._resources = contextlib.AsyncExitStack()
 
@@ -36,7 +35,7 @@ class InboundMount:
         await producer.start()
         self._resources.push_async_callback(producer.stop)
         deps = await self._resources.enter_async_context(
-            inbound_deps(self._kafka, producer, projector_url(), self._auth)
+            inbound_deps(self._kafka, producer, self._projector_url, self._settings)
         )
         routes = inbound_routes(deps)
         self._endpoint = next(r for r in routes if r.path == STATUS_PATH)
@@ -58,12 +57,8 @@ class InboundMount:
         return Route(STATUS_PATH, self.handle, methods=["POST"])
 
 
-def projector_url() -> str:
-    return os.environ.get("PROJECTOR_URL", "http://127.0.0.1:8070")
-
-
-def projector_client() -> ProjectorClient:
-    return ProjectorClient(projector_url(), token=internal_token())
+def projector_client(url: str, token: str) -> ProjectorClient:
+    return ProjectorClient(url, token=token)
 
 
 def mounted_routes(

@@ -26,13 +26,17 @@ from services.gateway.problems import problem_response
 from services.gateway.rate_limit import RateLimiter, retry_after_header
 from services.inbound.callback import StatusCallback, invalid_parameters, status_event
 from services.inbound.lookup import LookupUnavailable, MessageLookup, MessageRef
-from services.inbound.signature import DEFAULT_MAX_AGE_S, InvalidSignature, verify
+from services.inbound.settings import DEFAULT_MAX_AGE_S
+from services.payload_signature import InvalidPayloadSignature, verify
 from services.producer import EventWriter, ProducerUnavailable
 
 log = logging.getLogger(__name__)
 
 STATUS_PATH = "/v0.1/status"
 MAX_BODY_BYTES = 64 * 1024
+# Clock skew tolerated between the provider and us (a callback "signed" this
+# far in the future is still accepted).
+CLOCK_SKEW_S = 30.0
 
 
 @dataclass
@@ -85,8 +89,9 @@ def inbound_routes(deps: InboundDeps) -> list[Route]:
                     body,
                     deps.signature_secret,
                     max_age_s=deps.signature_max_age_s,
+                    future_skew_s=CLOCK_SKEW_S,
                 )
-            except InvalidSignature as exc:
+            except InvalidPayloadSignature as exc:
                 return problem_response(
                     401, str(exc), headers={"WWW-Authenticate": 'Bearer realm="status"'}
                 )

@@ -1,45 +1,73 @@
-"""The processor's own settings, from the environment (documented in docs/processor.md)."""
+"""The processor's settings, from the environment (documented in docs/processor.md)."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from aiokafka.admin import NewTopic
+from pydantic import Field
 
 from services.failover.decide import Policy
-from services.kafka import KafkaSettings, new_topic
+from services.kafka import new_topic
+from services.settings import KafkaProcessSettings
 
 # The processor's faust tables: the deadline index, its cursors, the dispatches.
 TABLES = ("deadlines", "timer-cursors", "dispatches")
 
 
-@dataclass(frozen=True)
-class ProcessorConfig:
-    kafka: KafkaSettings = field(default_factory=KafkaSettings)
-    app_id: str = "dispatch-processor"
-    store: str = "rocksdb://"
-    data_dir: Path = Path(".local/processor")
-    policy: Policy = field(default_factory=Policy)
+class ProcessorConfig(KafkaProcessSettings):
+    app_id: str = Field("dispatch-processor", validation_alias="PROCESSOR_APP_ID")
+    store: str = Field("rocksdb://", validation_alias="PROCESSOR_STORE")
+    data_dir: Path = Field(Path(".local/processor"), validation_alias="PROCESSOR_DATA_DIR")
+    # Distinct statuses kept (and webhooked) per message (see Policy).
+    max_statuses_per_message: int = Field(
+        16, ge=1, validation_alias="DISPATCH_MAX_STATUSES_PER_MESSAGE"
+    )
+    final_step_limit_s: float = Field(
+        86_400.0, gt=0, validation_alias="PROCESSOR_FINAL_STEP_LIMIT_S"
+    )
     # A timer waits up to this long for the tick that fires it (see docs/processor.md).
-    tick_interval_s: float = 0.25
-    metrics_port: int = 9102
+    tick_interval_s: float = Field(0.25, gt=0, validation_alias="PROCESSOR_TICK_INTERVAL_S")
+    # 0: no metrics endpoint.
+    metrics_port: int = Field(9102, ge=0, le=65535, validation_alias="PROCESSOR_METRICS_PORT")
+    # Loopback unless set (then behind DISPATCH_INTERNAL_TOKEN): see docs/security.md.
+    metrics_host: str = Field("127.0.0.1", validation_alias="PROCESSOR_METRICS_HOST")
     # How soon the group notices a dead worker (kill -9) and hands its
     # partitions, timers included, to whoever is alive or restarted.
-    session_timeout_s: float = 10.0
-    producer_linger_s: float = 0.005
+    session_timeout_s: float = Field(10.0, gt=0, validation_alias="PROCESSOR_SESSION_TIMEOUT_S")
+    producer_linger_s: float = Field(0.005, ge=0, validation_alias="PROCESSOR_LINGER_S")
     # The longest the broker holds a fetch (faust's own is 1.5 s; see intake.py).
-    fetch_max_wait_ms: int = 100
+    fetch_max_wait_ms: int = Field(100, ge=0, validation_alias="PROCESSOR_FETCH_MAX_WAIT_MS")
     # A recovery that has received nothing from its changelogs for this long
     # is stuck (faust-streaming can hang there after a rebalance): exit, and
     # let the supervisor start a fresh worker.
-    recovery_stall_s: float = 60.0
-    replication_factor: int = 1
-    rocksdb_write_buffer_mib: int = 8
-    rocksdb_block_cache_mib: int = 16
-    log_level: str = "INFO"
+    recovery_stall_s: float = Field(60.0, gt=0, validation_alias="PROCESSOR_RECOVERY_STALL_S")
+    # The changelogs are replicated like every other topic unless told otherwise.
+    changelog_replication_factor: int | None = Field(
+        None, ge=1, validation_alias="PROCESSOR_REPLICATION_FACTOR"
+    )
+    rocksdb_write_buffer_mib: int = Field(
+        8, ge=1, validation_alias="PROCESSOR_ROCKSDB_WRITE_BUFFER_MIB"
+    )
+    rocksdb_block_cache_mib: int = Field(
+        16, ge=1, validation_alias="PROCESSOR_ROCKSDB_BLOCK_CACHE_MIB"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", validation_alias="PROCESSOR_LOG_LEVEL"
+    )
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(
+            max_statuses_per_message=self.max_statuses_per_message,
+            final_step_limit=timedelta(seconds=self.final_step_limit_s),
+        )
+
+    @property
+    def replication_factor(self) -> int:
+        return self.changelog_replication_factor or self.kafka.replication_factor
 
     @property
     def full_app_id(self) -> str:
@@ -83,33 +111,3 @@ class ProcessorConfig:
         load with processors joining)."""
         leader = NewTopic(self.leader_topic, 1, self.replication_factor)
         return [*self.changelog_specs(), leader]
-
-    @classmethod
-    def from_env(cls) -> ProcessorConfig:
-        env = os.environ
-        kafka = KafkaSettings.from_env()
-        return cls(
-            kafka=kafka,
-            app_id=env.get("PROCESSOR_APP_ID", "dispatch-processor"),
-            store=env.get("PROCESSOR_STORE", "rocksdb://"),
-            data_dir=Path(env.get("PROCESSOR_DATA_DIR", ".local/processor")),
-            policy=Policy(
-                max_statuses_per_message=int(env.get("DISPATCH_MAX_STATUSES_PER_MESSAGE", "16")),
-                final_step_limit=timedelta(
-                    seconds=float(env.get("PROCESSOR_FINAL_STEP_LIMIT_S", "86400"))
-                ),
-            ),
-            tick_interval_s=float(env.get("PROCESSOR_TICK_INTERVAL_S", "0.25")),
-            metrics_port=int(env.get("PROCESSOR_METRICS_PORT", "9102")),
-            session_timeout_s=float(env.get("PROCESSOR_SESSION_TIMEOUT_S", "10")),
-            producer_linger_s=float(env.get("PROCESSOR_LINGER_S", "0.005")),
-            fetch_max_wait_ms=int(env.get("PROCESSOR_FETCH_MAX_WAIT_MS", "100")),
-            # The changelogs are replicated like every other topic unless told otherwise.
-            replication_factor=int(
-                env.get("PROCESSOR_REPLICATION_FACTOR", str(kafka.replication_factor))
-            ),
-            recovery_stall_s=float(env.get("PROCESSOR_RECOVERY_STALL_S", "60")),
-            rocksdb_write_buffer_mib=int(env.get("PROCESSOR_ROCKSDB_WRITE_BUFFER_MIB", "8")),
-            rocksdb_block_cache_mib=int(env.get("PROCESSOR_ROCKSDB_BLOCK_CACHE_MIB", "16")),
-            log_level=env.get("PROCESSOR_LOG_LEVEL", "INFO"),
-        )

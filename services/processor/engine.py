@@ -30,6 +30,7 @@ from events.dispatch import (
     MessageSubmitted,
     Tick,
     WebhookAbandoned,
+    WebhookAttemptFailed,
     WebhookDelivered,
 )
 from services.failover import deadlines
@@ -138,7 +139,7 @@ def _event(stores: Stores, partition: int, offset: int, event: LogEvent, policy:
     assert not isinstance(event, Tick)
     dispatch_uuid = uuid_text(event.dispatch_uuid)
     raw_before = stores.dispatches.get(dispatch_uuid)
-    if isinstance(event, WebhookDelivered | WebhookAbandoned):
+    if isinstance(event, WebhookDelivered | WebhookAbandoned | WebhookAttemptFailed):
         # Facts for the read models: the fold keeps nothing of them and no
         # decision follows (a saved state has taken every decision it calls
         # for), so the state is not even decoded. Two per dispatch or more.

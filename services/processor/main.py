@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 
 import faust
@@ -13,10 +12,12 @@ from services.internal_endpoints import InternalTokenMissing, serve_metrics, tok
 from services.kafka import ensure_topics
 from services.processor.app import build_app
 from services.processor.config import ProcessorConfig
+from services.settings import exit_on_bad_settings
 
 
 def main() -> None:
-    config = ProcessorConfig.from_env()
+    with exit_on_bad_settings():
+        config = ProcessorConfig.from_env()
     logging.basicConfig(
         stream=sys.stdout,
         level=config.log_level,
@@ -26,9 +27,7 @@ def main() -> None:
     # configured partition count) before faust starts (see ``faust_topic_specs``).
     asyncio.run(ensure_topics(config.kafka, extra=config.faust_topic_specs()))
     if config.metrics_port:
-        # Loopback unless PROCESSOR_METRICS_HOST says otherwise (then behind
-        # DISPATCH_INTERNAL_TOKEN): see docs/security.md.
-        host = os.environ.get("PROCESSOR_METRICS_HOST", "127.0.0.1")
+        host = config.metrics_host
         try:
             token = token_for(host, "processor metrics")
         except InternalTokenMissing as exc:

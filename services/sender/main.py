@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 
 from services.kafka import KafkaSettings, ensure_topics
@@ -13,17 +12,14 @@ from services.sender.config import SenderConfig
 from services.sender.ledger import Ledger, ensure_ledger_topic
 from services.sender.provider import MessagesApiClient
 from services.sender.worker import SenderWorker
+from services.settings import exit_on_bad_settings
 
 log = logging.getLogger("services.sender")
-
-WEEK_MS = 7 * 24 * 3600 * 1000
 
 
 async def serve(config: SenderConfig, settings: KafkaSettings, stop: asyncio.Event) -> None:
     await ensure_topics(settings)
-    await ensure_ledger_topic(
-        settings, int(os.environ.get("SENDER_LEDGER_RETENTION_MS", str(WEEK_MS)))
-    )
+    await ensure_ledger_topic(settings, config.ledger_retention_ms)
     # Rebuilt when it fails: a broker restart can leave an idempotent
     # producer failing every write (services/producer.py).
     producer = RebuildingProducer(settings)
@@ -39,7 +35,7 @@ async def serve(config: SenderConfig, settings: KafkaSettings, stop: asyncio.Eve
             provider,
             producer,
             ledger,
-            shutdown_grace_s=float(os.environ.get("SENDER_SHUTDOWN_GRACE_S", "10")),
+            shutdown_grace_s=config.shutdown_grace_s,
         )
         await worker.run(stop)
     finally:
@@ -52,8 +48,9 @@ async def serve(config: SenderConfig, settings: KafkaSettings, stop: asyncio.Eve
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    config = SenderConfig.from_env()
-    settings = KafkaSettings.from_env()
+    with exit_on_bad_settings():
+        config = SenderConfig.from_env()
+    settings = config.kafka
 
     async def run() -> None:
         stop = asyncio.Event()

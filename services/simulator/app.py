@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from events.codec import from_json, to_json
-from services.inbound.signature import sign
+from services.payload_signature import sign
 from services.simulator.config import SimulatorConfig
 from services.simulator.rules import (
     Accepted,

@@ -6,6 +6,7 @@ import logging
 
 import uvicorn
 
+from services.settings import exit_on_bad_settings
 from services.simulator.app import create_app
 from services.simulator.config import SimulatorConfig
 from services.simulator.rules import load_rules
@@ -13,7 +14,8 @@ from services.simulator.rules import load_rules
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    config = SimulatorConfig.from_env()
+    with exit_on_bad_settings():
+        config = SimulatorConfig.from_env()
     app = create_app(config, load_rules(config.rules_path))
     # uvicorn handles SIGTERM/SIGINT itself and shuts down promptly.
     uvicorn.run(

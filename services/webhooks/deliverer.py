@@ -1,5 +1,6 @@
 """The webhook deliverer: consumes ``dispatch.webhooks``, POSTs signed webhooks,
-retries on a durable schedule, and appends the outcome to ``dispatch.events``.
+retries on a durable schedule, and appends each failed attempt (a bounded
+number of them) and the outcome to ``dispatch.events``.
 
 Durability: a command's state record is written (acks=all) to the state topic
 before its offset is committed, and every attempt's outcome is written before
@@ -23,9 +24,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from events.applications import ApplicationRegistered
-from events.base import deterministic_id
 from events.codec import UndecodableMessage, decode_webhook, encode, to_json
-from events.dispatch import WebhookAbandoned, WebhookDelivered
 from services.applications.registry import ApplicationRegistry
 from services.dead_letters import DeadLetters
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
@@ -36,6 +35,7 @@ from services.webhooks.config import WebhookSettings
 from services.webhooks.endpoints import Endpoints
 from services.webhooks.finished import FinishedWebhooks
 from services.webhooks.ordering import OrderGate
+from services.webhooks.outcomes import outcome_event
 from services.webhooks.policy import AttemptResult, Verdict, decide
 from services.webhooks.safety import DestinationGuard, UnsafeDestination, check_url, endpoint_of
 from services.webhooks.state import DeliveryState, at, encode_state, latest_states, state_topic
@@ -44,13 +44,6 @@ from services.webhooks.transport import Transport
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-
-
-def outcome_event_id(state: DeliveryState, outcome: str) -> uuid.UUID:
-    # Round 0 keeps the plain id; a CLI redelivery is a new fact with its own id.
-    if state.round == 0:
-        return deterministic_id(state.webhook_id, outcome)
-    return deterministic_id(state.webhook_id, outcome, state.round)
 
 
 class Deliverer:
@@ -360,7 +353,7 @@ class Deliverer:
             # the webhook again: that would post it to the receiver once per
             # failed write for as long as the outage lasts.
             recorded = await until_written(
-                lambda: self._record_outcome(updated, verdict, http_status),
+                lambda: self._record_outcome(updated, verdict, http_status, started),
                 what=f"the outcome of webhook {state.webhook_id}",
                 stop=self._stopping,
             )
@@ -396,34 +389,14 @@ class Deliverer:
         )
 
     async def _record_outcome(
-        self, state: DeliveryState, verdict: Verdict, http_status: int | None
+        self, state: DeliveryState, verdict: Verdict, http_status: int | None, started: float
     ) -> None:
-        command = state.command
-        event: WebhookDelivered | WebhookAbandoned | None = None
-        if verdict.kind == "delivered":
-            event = WebhookDelivered(
-                event_id=outcome_event_id(state, "delivered"),
-                dispatch_uuid=command.dispatch_uuid,
-                webhook_id=state.webhook_id,
-                kind=command.kind,
-                attempts=state.attempts,
-                http_status=http_status or 0,
-            )
-        elif verdict.kind == "abandon":
-            event = WebhookAbandoned(
-                event_id=outcome_event_id(state, "abandoned"),
-                dispatch_uuid=command.dispatch_uuid,
-                webhook_id=state.webhook_id,
-                kind=command.kind,
-                attempts=state.attempts,
-                reason=verdict.reason,
-                http_status=http_status,
-            )
+        event = outcome_event(state, verdict, http_status, started)
         if event is not None:
             await self._producer.send_and_wait(
                 self._settings.topics.events,
                 encode(event),
-                key=str(command.dispatch_uuid).encode(),
+                key=str(state.command.dispatch_uuid).encode(),
             )
         # A partition that moved to another deliverer is its business now: a
         # stale state record here could overwrite its newer one.

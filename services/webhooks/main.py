@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 
 from services.applications.registry import ApplicationRegistry
 from services.applications.sealing import KEYS_VARIABLE, SealingError, SecretKeys
-from services.kafka import KafkaSettings, ensure_topics
+from services.kafka import ensure_topics
 from services.producer import RebuildingProducer
+from services.settings import exit_on_bad_settings
 from services.webhooks.config import WebhookSettings
 from services.webhooks.deliverer import Deliverer
 from services.webhooks.state import ensure_state_topic, partition_count
@@ -23,14 +23,13 @@ from services.webhooks.transport import make_transport
 log = logging.getLogger("dispatch.webhooks")
 
 
-async def serve(stop: asyncio.Event) -> None:
+async def serve(config: WebhookSettings, stop: asyncio.Event) -> None:
     keys = SecretKeys.from_env()
     if keys is None:
         # Signature secrets are sealed on the registry: without the key the
         # deliverer could not sign a single webhook.
         raise SealingError(f"{KEYS_VARIABLE} is not set: cannot open signature secrets")
-    settings = KafkaSettings.from_env()
-    config = WebhookSettings.from_env()
+    settings = config.kafka
     await ensure_topics(settings)
     # As many state partitions as command partitions: state follows its command.
     commands = await partition_count(settings, settings.topics.webhooks)
@@ -54,24 +53,25 @@ async def serve(stop: asyncio.Event) -> None:
         await registry.stop()
 
 
-async def _main() -> None:
+async def _main(config: WebhookSettings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await serve(stop)
+    await serve(config, stop)
     log.info("webhook deliverer stopped")
 
 
 def main() -> None:
+    with exit_on_bad_settings():
+        config = WebhookSettings.from_env()
     logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"),
+        level=config.log_level,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        asyncio.run(_main())
+        asyncio.run(_main(config))
     except SealingError as exc:
         log.error("refusing to start: %s", exc)
         raise SystemExit(2) from exc

@@ -1,33 +1,23 @@
 """Signs webhook bodies: ``Authorization: Bearer <JWT HS256>`` with the
 application's signature secret and a ``payload_hash`` claim binding the token to
-the exact bytes sent."""
+the exact bytes sent (services/payload_signature.py), plus the headers every
+webhook carries."""
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 
-import jwt
+from services import payload_signature
 
 USER_AGENT = "Dispatch-Webhooks/0.1"
 WEBHOOK_ID_HEADER = "X-Dispatch-Webhook-Id"
 ATTEMPT_HEADER = "X-Dispatch-Webhook-Attempt"
 
 
-def payload_hash(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
-
-
 def sign(body: bytes, *, secret: str, application_id: str, now: float) -> str:
     """The Authorization header value. ``jti`` is fresh per attempt, so a receiver
     can refuse a replayed token while deduping deliveries on the webhook id."""
-    claims = {
-        "iat": int(now),
-        "jti": str(uuid.uuid4()),
-        "application_id": application_id,
-        "payload_hash": payload_hash(body),
-    }
-    return "Bearer " + jwt.encode(claims, secret, algorithm="HS256")
+    return payload_signature.sign(body, secret, now=now, claims={"application_id": application_id})
 
 
 def headers(

@@ -1,19 +1,20 @@
-"""One webhook POST: explicit timeouts, response body read with a size cap.
+"""One webhook POST over aiohttp: explicit timeouts (connect, read, and an
+overall budget), no redirects followed, the response body read only up to a
+cap, and every connection made through the resolver that checks the address
+(docs/security.md).
 
-Two interchangeable clients: httpx (the project's HTTP client, the default) and
-aiohttp (already installed with faust), chosen by ``WEBHOOK_HTTP_CLIENT``.
-Measured here, aiohttp sustains several times httpx's request rate; see
-docs/webhooks.md.
+aiohttp, not httpx: it connects to the addresses its resolver returns, so the
+address checked is the address reached (httpx resolves again on its own, open
+to DNS rebinding), and it sustains several times httpx's request rate here
+(docs/webhooks.md).
 """
 
 from __future__ import annotations
 
-import asyncio
 from http import HTTPStatus
 from typing import Protocol
 
 import aiohttp
-import httpx
 
 from services.webhooks.config import WebhookSettings
 from services.webhooks.policy import AttemptResult, parse_retry_after
@@ -30,17 +31,7 @@ class Transport(Protocol):
 
 
 def make_transport(config: WebhookSettings) -> Transport:
-    if config.http_client == "aiohttp":
-        return AiohttpTransport(config)
-    if not config.allow_private:
-        # httpx resolves names itself, after (and apart from) the address
-        # check: a name rebound to a private address in between would be
-        # reached. aiohttp connects through the checking resolver.
-        raise ValueError(
-            "WEBHOOK_HTTP_CLIENT=httpx cannot pin the checked address; use aiohttp "
-            "(the default) unless WEBHOOK_ALLOW_PRIVATE=1"
-        )
-    return HttpxTransport(config)
+    return AiohttpTransport(config)
 
 
 def _excerpt(status: int, _received: bytes) -> str:
@@ -59,57 +50,6 @@ def _budget(config: WebhookSettings) -> float:
     # Per-operation timeouts do not bound a receiver that trickles bytes
     # forever; this overall budget does.
     return config.connect_timeout_s + 2 * config.read_timeout_s
-
-
-class HttpxTransport:
-    def __init__(self, config: WebhookSettings) -> None:
-        self._config = config
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(
-                connect=config.connect_timeout_s,
-                read=config.read_timeout_s,
-                write=config.read_timeout_s,
-                pool=config.connect_timeout_s,
-            ),
-            # No global connection cap: it would let one dead receiver's hanging
-            # connections starve the others. Concurrency is bounded per endpoint.
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-            follow_redirects=False,  # a redirect could point anywhere, past the address check
-            trust_env=False,
-        )
-
-    async def post(
-        self, url: str, body: bytes, headers: dict[str, str], *, now: float
-    ) -> AttemptResult:
-        budget = _budget(self._config)
-        try:
-            async with asyncio.timeout(budget):
-                return await self._post(url, body, headers, now=now)
-        except TimeoutError:
-            return AttemptResult(None, error=f"timed out after {budget:.1f} s")
-        except httpx.TimeoutException as exc:
-            return AttemptResult(None, error=f"timeout: {type(exc).__name__}")
-        except (httpx.HTTPError, OSError) as exc:
-            return AttemptResult(None, error=f"network error: {type(exc).__name__}: {exc}")
-
-    async def _post(
-        self, url: str, body: bytes, headers: dict[str, str], *, now: float
-    ) -> AttemptResult:
-        cap = self._config.max_response_bytes
-        async with self._client.stream("POST", url, content=body, headers=headers) as response:
-            received = bytearray()
-            async for chunk in response.aiter_raw():
-                received.extend(chunk)
-                if len(received) >= cap:
-                    break  # the rest is not ours to read; closing the stream drops it
-            return AttemptResult(
-                response.status_code,
-                retry_after_s=parse_retry_after(response.headers.get("retry-after"), now),
-                body_excerpt=_excerpt(response.status_code, bytes(received[:cap])),
-            )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
 
 class AiohttpTransport:
@@ -158,7 +98,7 @@ class AiohttpTransport:
                     body_excerpt=_excerpt(response.status, received),
                 )
         except TimeoutError:
-            return AttemptResult(None, error="timeout")
+            return AttemptResult(None, error="timed out")
         except (aiohttp.ClientError, OSError) as exc:
             return AttemptResult(None, error=f"network error: {type(exc).__name__}: {exc}")
 

@@ -7,21 +7,18 @@
     except InvalidWebhook:
         return 401
 
-Only ``pyjwt`` is needed; the function is self-contained so it can be copied.
+Only ``pyjwt`` is needed: this and ``services/payload_signature.py`` can be
+copied together.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import time
 from typing import Any
 
-import jwt
+from services.payload_signature import InvalidPayloadSignature, verify
 
-
-class InvalidWebhook(ValueError):
-    """The token is missing, malformed, badly signed, too old, or for other bytes."""
+# What a receiver catches.
+InvalidWebhook = InvalidPayloadSignature
 
 
 def verify_webhook(
@@ -37,26 +34,12 @@ def verify_webhook(
     ``max_age_s`` bounds how old ``iat`` may be (replay window; also allows that
     much clock skew into the future).
     """
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise InvalidWebhook("Authorization is not a Bearer token")
-    try:
-        # algorithms pinned: never accept "none" or an RS/HS confusion.
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            secret,
-            algorithms=["HS256"],
-            options={"require": ["iat", "jti", "application_id", "payload_hash"]},
-            # iat in the future is judged below, with the same window.
-            leeway=max_age_s,
-        )
-    except jwt.PyJWTError as exc:
-        raise InvalidWebhook(f"bad token: {exc}") from exc
-    current = time.time() if now is None else now
-    iat = claims["iat"]
-    if not isinstance(iat, int | float) or abs(current - iat) > max_age_s:
-        raise InvalidWebhook("token too old (or from the future)")
-    expected = hashlib.sha256(body).hexdigest()
-    if not hmac.compare_digest(str(claims["payload_hash"]), expected):
-        raise InvalidWebhook("payload_hash does not match the body")
-    return claims
+    return verify(
+        authorization,
+        body,
+        secret,
+        max_age_s=max_age_s,
+        future_skew_s=max_age_s,
+        required=("jti", "application_id"),
+        now=now,
+    )

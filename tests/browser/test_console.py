@@ -50,9 +50,12 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / ".local" / "console-screensh
 @dataclass
 class RefusingReceiver(Receiver):
     """Answers status webhooks with 204 and final reports with 410 (which the
-    deliverer abandons at once) until ``accept_finals`` is set."""
+    deliverer abandons at once) until ``accept_finals`` is set; then the next
+    ``finals_down`` final reports get 503 (retried), as from a receiver that
+    is down for a while, and the ones after that 204."""
 
     accept_finals: bool = False
+    finals_down: int = 0
     finals_answered: list[int] = field(default_factory=list)
 
     def app(self) -> Starlette:
@@ -63,6 +66,11 @@ class RefusingReceiver(Receiver):
                 await request.body()
                 self.finals_answered.append(410)
                 return Response(status_code=410)
+            if request.path_params["kind"] == "final" and self.finals_down > 0:
+                await request.body()
+                self.finals_down -= 1
+                self.finals_answered.append(503)
+                return Response(status_code=503)
             response: Response = await inner.router.routes[0].endpoint(request)  # type: ignore[attr-defined]
             if request.path_params["kind"] == "final":
                 self.finals_answered.append(response.status_code)
@@ -200,9 +208,15 @@ async def test_an_operator_finds_a_failover_reads_its_life_and_redelivers_its_re
     # The overview counts the failover and the abandoned final reports (the
     # receiver refuses both dispatches' reports).
     # The totals are read at most once a sampling interval (1 s here).
+    # Every status webhook was delivered: the backlog is empty but for the two
+    # abandoned final reports.
     async def overview_counts_both() -> bool:
         await page.goto(f"{stack.console}/console")
-        return await page.inner_text("[data-figure=abandoned]") == "2 dispatches"
+        return (
+            await page.inner_text("[data-figure=abandoned]") == "2 dispatches"
+            and await page.inner_text("[data-figure=webhooks_abandoned]") == "2 webhooks"
+            and await page.inner_text("[data-figure=webhooks_pending]") == "0 pending"
+        )
 
     await until(overview_counts_both, "the overview counting both abandoned reports", stack, 15)
     assert "send failed\n\n1 in all" in await page.inner_text("main")
@@ -246,8 +260,10 @@ async def test_an_operator_finds_a_failover_reads_its_life_and_redelivers_its_re
     assert {w["outcome"] for w in rounds} == {"delivered", "abandoned"}
     await page.screenshot(path=str(SCREENSHOTS / "dispatch.png"), full_page=True)
 
-    # Redelivery, once the receiver is fixed: a second round, delivered.
+    # Redelivery, once the receiver is fixed, though it is down for its first
+    # three attempts: a second round, three failed attempts, then delivered.
     receiver.accept_finals = True
+    receiver.finals_down = 3
     await page.click("#redeliver")
     await page.wait_for_url("**redelivered=1")
 
@@ -257,7 +273,23 @@ async def test_an_operator_finds_a_failover_reads_its_life_and_redelivers_its_re
         return [r["outcome"] for r in rounds] == ["abandoned", "delivered"]
 
     await until(second_round, "the redelivered final report", stack)
+    rounds = await rows_of(page, f"#webhooks tr[data-webhook='{abandoned[0]}']")
+    assert [r["attempts"] for r in rounds] == ["1", "4"]
+    attempts = await rows_of(page, f"#webhooks tr[data-attempt-of='{abandoned[0]}']")
+    assert [(a["round"], a["attempt"], a["httpStatus"]) for a in attempts] == [
+        ("2", "1", "503"),
+        ("2", "2", "503"),
+        ("2", "3", "503"),
+    ]
+    first_attempt = await page.inner_text(f"#webhooks tr[data-attempt-of='{abandoned[0]}']")
+    assert "HTTP 503" in first_attempt
+    # The timeline tells the same attempts, in log order.
+    failed_lines = await page.query_selector_all("#timeline li[data-type=WebhookAttemptFailed]")
+    assert len(failed_lines) == 3
+    assert "final webhook attempt 1 (redelivery 1) failed: HTTP 503" in (
+        await failed_lines[0].inner_text()
+    )
     # Only this dispatch's report was sent again, and taken.
-    assert sorted(receiver.finals_answered) == [204, 410, 410]
+    assert sorted(receiver.finals_answered) == [204, 410, 410, 503, 503, 503]
     assert "redelivery" in (await page.inner_text(".notice"))
     await page.screenshot(path=str(SCREENSHOTS / "dispatch-redelivered.png"), full_page=True)

@@ -17,8 +17,8 @@ import pytest
 
 from events.codec import decode_event, encode
 from events.dispatch import MessageStatusReceived, MessageSubmitted
-from services.inbound.signature import sign
 from services.kafka import KafkaSettings, make_producer
+from services.payload_signature import sign
 from tests.conftest import kafka_env
 from tests.integration.test_gateway_support import CALLBACK_SECRET, start_gateway, wait_ready
 from tests.kafka_helpers import read_records

@@ -24,6 +24,7 @@ from tests.integration.stack import (
     serve_receiver,
     wait_for_finals,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -124,7 +125,14 @@ async def test_every_failover_scenario_end_to_end(stack: Stack) -> None:
         }
         await wait_for_finals(stack, list(uuids.values()), timeout=90)
         # Late statuses (the read after completion) still arrive as webhooks.
-        await asyncio.sleep(2)
+        await wait_until(
+            lambda: all(
+                len(stack.receiver.of(uuids[name], "status")) >= sum(map(len, expected))
+                for name, (_, _, expected) in SCENARIOS.items()
+            ),
+            30,
+            what="every scenario's status webhooks arrived",
+        )
 
         for name, (_, final_status, expected) in SCENARIOS.items():
             dispatch_uuid = uuids[name]

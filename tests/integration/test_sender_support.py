@@ -22,7 +22,7 @@ from events.commands import SendMessage
 from events.dispatch import DispatchEvent
 from services.inbound.bootstrap import inbound_deps
 from services.inbound.routes import inbound_routes
-from services.inbound.settings import CallbackAuth
+from services.inbound.settings import InboundSettings
 from services.kafka import KafkaSettings, make_producer
 from services.simulator.default_rules import DEFAULT_RULES
 from tests.conftest import kafka_env
@@ -141,7 +141,7 @@ async def inbound_server(
                 settings,
                 producer,
                 f"http://127.0.0.1:{free_port()}",
-                CallbackAuth(
+                InboundSettings(
                     signature_secret=signature_secret, allow_unsigned=not signature_secret
                 ),
             )

@@ -13,8 +13,8 @@ import httpx
 import orjson
 import pytest
 
-from services.inbound.signature import sign
 from services.kafka import KafkaSettings
+from services.payload_signature import sign
 from tests.integration.stack import (
     Receiver,
     Stack,

@@ -30,12 +30,14 @@ from events.applications import ApplicationRegistered
 from events.base import deterministic_id
 from events.codec import decode_event, encode, to_json
 from events.commands import DeliverWebhook
-from events.dispatch import WebhookAbandoned, WebhookDelivered
+from events.dispatch import WebhookAbandoned, WebhookAttemptFailed, WebhookDelivered
 from services.kafka import KafkaSettings, make_producer
+from services.webhooks.state import decode_state, state_topic
 from services.webhooks.verify import InvalidWebhook, verify_webhook
 from tests.conftest import kafka_env
 from tests.kafka_helpers import read_records, wait_for
 from tests.processes import BIN, Process, free_port
+from tests.waiting import holds_for, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -108,8 +110,8 @@ class Receiver:
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:  # noqa: ASYNC110 - uvicorn offers only a flag
-            await asyncio.sleep(0.02)
+        server = self._server
+        await wait_until(lambda: server.started, 10, what="the receiver listens")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -229,15 +231,31 @@ async def start_deliverer(
     return process
 
 
+def _is_outcome(record: ConsumerRecord) -> bool:
+    return isinstance(decode_event(record.value), WebhookDelivered | WebhookAbandoned)
+
+
 async def outcomes(
     settings: KafkaSettings, count: int, timeout: float = 30.0
 ) -> list[WebhookDelivered | WebhookAbandoned]:
+    """The first ``count`` outcomes on the events topic (failed attempts are
+    there too, before them)."""
+
     def done(records: list[ConsumerRecord]) -> bool:
-        return len(records) >= count
+        return sum(1 for r in records if _is_outcome(r)) >= count
 
     records = await read_records(settings, settings.topics.events, until=done, timeout=timeout)
     events = [decode_event(r.value) for r in records]
     return [e for e in events if isinstance(e, WebhookDelivered | WebhookAbandoned)]
+
+
+async def failed_attempts(settings: KafkaSettings, count: int) -> list[WebhookAttemptFailed]:
+    def done(records: list[ConsumerRecord]) -> bool:
+        return len(records) >= count
+
+    records = await read_records(settings, settings.topics.events, until=done, timeout=30.0)
+    events = [decode_event(r.value) for r in records]
+    return [e for e in events if isinstance(e, WebhookAttemptFailed)]
 
 
 async def arrived(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -301,8 +319,8 @@ async def test_signed_webhooks_arrive_as_commanded_final_last_and_once(
             kafka_settings, kafka_settings.topics.dead_letters, until=lambda r: len(r) >= 1
         )
         assert parked.value == b"{oops"
-        await asyncio.sleep(0.5)
-        assert len(receiver.received) == 4
+        # That the repeated commands are never sent can only be watched for a while.
+        await holds_for(lambda: len(receiver.received) == 4, 0.5, what="no command sent twice")
 
         events = await outcomes(kafka_settings, 4)
         assert {e.webhook_id for e in events} == {
@@ -342,6 +360,13 @@ async def test_failures_are_retried_on_a_doubling_capped_schedule(
         [event] = await outcomes(kafka_settings, 1)
         assert isinstance(event, WebhookDelivered)
         assert (event.attempts, event.http_status) == (5, 200)
+        # Each failed attempt is on the log with its answer, before the outcome.
+        failed = await failed_attempts(kafka_settings, 5)
+        assert [(a.attempt, a.round) for a in failed] == [(1, 0), (2, 0), (3, 0), (4, 0)]
+        assert [a.http_status for a in failed] == [503, 500, 429, 408]
+        assert all(a.answer.startswith(f"HTTP {a.http_status}") for a in failed)
+        assert {a.webhook_id for a in failed} == {webhook.event_id}
+        assert all(a.next_attempt_at > a.occurred_at for a in failed)
 
 
 async def test_refusals_and_exhausted_retries_are_abandoned_with_the_reason(
@@ -413,10 +438,18 @@ async def test_a_kill_9_during_retries_loses_nothing_and_keeps_the_schedule(
         await send_commands(kafka_settings, [webhook])
 
         await arrived(lambda: len(receiver.at("/status")) == 2)
+
         # Killed while waiting for the next retry (due 4 s later), once the
         # second attempt's outcome is recorded: a kill in the middle of an
         # attempt repeats that attempt instead (at least once, same id).
-        await asyncio.sleep(1.0)
+        def second_attempt_recorded(records: list[ConsumerRecord]) -> bool:
+            states = [decode_state(r.value) for r in records if r.value is not None]
+            return any(s.webhook_id == webhook.event_id and s.attempts >= 2 for s in states)
+
+        recorded = await read_records(
+            kafka_settings, state_topic(kafka_settings), until=second_attempt_recorded
+        )
+        assert second_attempt_recorded(recorded), "the second attempt was never recorded"
         first.kill9()
         await start_deliverer(processes, tmp_path, env, name="webhooks-again")
 

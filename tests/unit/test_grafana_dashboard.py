@@ -12,7 +12,7 @@ import services.gateway.event_log
 import services.gateway.metrics
 import services.processor.metrics  # noqa: F401 - their import registers the metrics
 from projections.console_queries import Figures
-from services.console.figures import FiguresCollector
+from services.console.figures import FiguresCache, FiguresCollector
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dispatch-dashboard.json"
 # Prometheus functions and keywords that look like names in an expression.
@@ -39,17 +39,15 @@ def exported() -> set[str]:
     gateway's (the default registry, as their /metrics serve it) and the
     console's figures."""
     console = CollectorRegistry()
-    console.register(
-        FiguresCollector(
-            lambda: Figures(
-                in_flight=1,
-                finished={"completed": 1, "error": 1},
-                failovers={"timed_out": 1},
-                webhooks_abandoned=0,
-                final_reports_pending=0,
-            )
-        )
+    figures = FiguresCache(read=None, ttl_s=5)  # type: ignore[arg-type]
+    figures.latest = Figures(
+        in_flight=1,
+        finished={"completed": 1, "error": 1},
+        failovers={"timed_out": 1},
+        webhooks_abandoned=0,
+        final_reports_pending=0,
     )
+    console.register(FiguresCollector(figures))
     names: set[str] = set()
     for registry in (REGISTRY, console):
         for family in registry.collect():

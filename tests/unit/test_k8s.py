@@ -44,6 +44,7 @@ def test_workloads_run_entry_points_and_the_processor_keeps_its_state() -> None:
         "dispatch-sender",
         "dispatch-webhooks",
         "dispatch-projector",
+        "dispatch-console",
     }
     assert expected <= set(workloads)
 
@@ -106,6 +107,18 @@ def test_the_projector_keeps_its_read_models_in_postgresql() -> None:
     assert "volumes" not in projector["spec"]["template"]["spec"]
     [config] = [r for r in _resources() if r["metadata"]["name"] == "dispatch-config"]
     assert "PROJECTOR_DB" not in config["data"]
+
+
+def test_the_console_reads_the_projectors_postgresql_store_with_its_own_token() -> None:
+    console = _workloads()["dispatch-console"]
+    [container] = console["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["PROJECTOR_STORE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "PROJECTOR_STORE_URL"
+    assert env["CONSOLE_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "dispatch-secrets",
+        "key": "CONSOLE_TOKEN",
+    }
+    assert "volumes" not in console["spec"]["template"]["spec"]
 
 
 def test_every_workload_requires_the_secret_holding_the_callback_secret() -> None:

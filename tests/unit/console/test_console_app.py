@@ -1,24 +1,24 @@
-"""The console's HTTP surface over a real SQLite store (no broker): sign-in,
-refusals a user can read, the pages' content and the figures on /metrics."""
+"""The console's HTTP surface over a real store, SQLite and PostgreSQL (no
+broker): sign-in, refusals a user can read, the pages' content and the
+figures on /metrics."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from events.topics import Topics
-from projections.sqlite_store import SQLiteStore
+from projections.store import open_store
 from services.console import auth
 from services.console.app import create_app
 from services.console.charts import bars, sparkline
 from services.console.figures import lateness_buckets, quantile_from_buckets
-from services.console.settings import ConsoleMisconfigured, ConsoleSettings
+from services.console.settings import ConsoleSettings
 from services.kafka import KafkaSettings
+from services.settings import SettingsError
 from tests.fixtures_events import failover_history
 from tests.unit.projections.test_console_queries import project
 
@@ -26,27 +26,29 @@ TOKEN = "operator-token-0123456789"
 
 
 @pytest.fixture
-def dispatch_uuid(tmp_path: Path) -> str:
-    store = SQLiteStore(str(tmp_path / "projections.sqlite3"))
+async def dispatch_uuid(store_url: str) -> str:
+    store = await open_store(store_url)
     dispatch = uuid.uuid4()
-    project(store, failover_history(dispatch, "app-a"))
-    asyncio.run(store.close())
+    await project(store, failover_history(dispatch, "app-a"))
+    await store.close()
     return str(dispatch)
 
 
 @pytest.fixture
-async def client(tmp_path: Path, dispatch_uuid: str) -> AsyncIterator[httpx.AsyncClient]:
+async def client(store_url: str, dispatch_uuid: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = ConsoleSettings(
         token=TOKEN,
-        projector_db=str(tmp_path / "projections.sqlite3"),
+        projector_store_url=store_url,
         kafka=KafkaSettings(
             bootstrap_servers="127.0.0.1:1", partitions=1, topics=Topics.from_prefix("")
         ),
         processor_metrics_url=None,
     )
-    transport = httpx.ASGITransport(app=create_app(settings))
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as c:
         yield c
+    await app.state.store.close()
 
 
 async def signed_in(client: httpx.AsyncClient) -> httpx.AsyncClient:
@@ -141,9 +143,11 @@ async def test_the_overview_and_metrics_give_the_same_figures(client: httpx.Asyn
     assert "dispatch_projection_dispatches_in_flight 0.0" in metrics
 
 
-def test_the_console_will_not_start_without_a_real_token() -> None:
-    with pytest.raises(ConsoleMisconfigured, match="CONSOLE_TOKEN"):
-        ConsoleSettings.from_env({"CONSOLE_TOKEN": "short"})
+def test_the_console_will_not_start_without_a_real_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONSOLE_TOKEN", "short")
+    with pytest.raises(SettingsError, match="CONSOLE_TOKEN must be set") as refused:
+        ConsoleSettings.from_env()
+    assert "short" not in str(refused.value)  # a secret is never echoed
 
 
 def test_a_session_expires_and_cannot_be_forged() -> None:

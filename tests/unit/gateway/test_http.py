@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from events.dispatch import WorkflowRequested
 from services.gateway.app import GatewayDeps, create_app
+from services.gateway.metrics import REQUESTS
 from services.gateway.settings import GatewaySettings
 from tests.unit.gateway.fakes import (
     FakeEventLog,
@@ -166,6 +167,23 @@ async def test_basic_and_bearer_headers_at_once_get_401(gw: Gateway) -> None:
     assert "not both" in assert_problem(response, 401)["detail"]
 
 
+async def test_a_rotated_secret_is_refused_at_once_after_the_old_one_was_accepted(
+    gw: Gateway,
+) -> None:
+    assert (await gw.post(auth=basic())).status_code == 202
+    assert (await gw.post(auth=basic())).status_code == 202  # the check remembered
+    rotated = make_app(public_key_pem=PUBLIC_PEM, secret="a-new-s3cret-s3cret")
+    gw.registry.apps[rotated.application_id] = rotated
+    assert_problem(await gw.post(auth=basic()), 401)
+    assert (await gw.post(auth=basic(secret="a-new-s3cret-s3cret"))).status_code == 202
+
+
+async def test_a_removed_application_is_refused_after_it_was_accepted(gw: Gateway) -> None:
+    assert (await gw.post(auth=basic("key-2"))).status_code == 202
+    del gw.registry.apps["app-2"]
+    assert_problem(await gw.post(auth=basic("key-2")), 401)
+
+
 # -- the error matrix --------------------------------------------------------------
 async def test_malformed_json_is_400(gw: Gateway) -> None:
     assert_problem(await gw.post(auth=basic(), raw=b'{"template": "failover",'), 400)
@@ -309,3 +327,25 @@ async def test_health_readiness_and_metrics(gw: Gateway) -> None:
 async def test_openapi_document_is_served(gw: Gateway) -> None:
     document = (await gw.client.get("/openapi.json")).json()
     assert document["openapi"].startswith("3.1")
+
+
+async def test_dispatches_are_accepted_and_counted_under_a_root_path_too() -> None:
+    # POST /v0.1/dispatch is served ahead of Starlette's layers; under a root
+    # path it goes through them: the same answer, counted the same way.
+    accepted = REQUESTS.labels("/v0.1/dispatch", "POST", "202")
+    for root_path in ("", "/api"):
+        registry = FakeRegistry(make_app())
+        event_log = FakeEventLog()
+        deps = GatewayDeps(settings=GatewaySettings(), applications=registry, event_log=event_log)
+        transport = httpx.ASGITransport(app=create_app(deps), root_path=root_path)
+        before = accepted._value.get()
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            response = await client.post(
+                f"{root_path}/v0.1/dispatch",
+                content=orjson.dumps(valid_dispatch()),
+                headers={"Content-Type": "application/json", "Authorization": basic()},
+            )
+        assert response.status_code == 202, (root_path, response.text)
+        (event,) = event_log.appended
+        assert str(event.dispatch_uuid) == response.json()["dispatch_uuid"]
+        assert accepted._value.get() == before + 1

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from events.codec import decode_event, decode_send, encode
 from events.commands import SendMessage
 from events.dispatch import WorkflowRequested
+from services.gateway import json_limits
 from tests.unit.gateway.fakes import basic, valid_dispatch
 from tests.unit.gateway.test_http import Gateway, assert_problem, gw, make_gateway
 
@@ -123,3 +124,14 @@ async def test_every_accepted_body_decodes_unchanged_in_every_consumer(
                 dispatch_uuid=uuid.uuid4(), application_id="app-1", step=step, message=message
             )
             assert decode_send(encode(command)).message == message
+
+
+@settings(max_examples=300, deadline=None)
+@given(custom=json_values, extra_depth=st.integers(min_value=0, max_value=40))
+def test_the_quick_scan_refuses_nothing_the_full_walk_would(custom: Any, extra_depth: int) -> None:
+    # The quick scan lets a body through without naming paths; it must never
+    # let through one the full walk refuses.
+    raw = json.dumps(custom_dispatch({"payload": deepen(custom, extra_depth)})).encode()
+    value = orjson.loads(raw)
+    if json_limits._plainly_within_limits(value, json_limits.MAX_DEPTH):
+        assert json_limits._problems_by_walk(value, raw, json_limits.MAX_DEPTH) == []

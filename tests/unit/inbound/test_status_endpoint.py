@@ -18,8 +18,8 @@ from events.topics import Topics
 from services.gateway.rate_limit import RateLimiter
 from services.inbound.lookup import LookupUnavailable, MessageRef
 from services.inbound.routes import InboundDeps, inbound_routes
-from services.inbound.signature import sign
 from services.kafka import KafkaSettings
+from services.payload_signature import sign
 
 SETTINGS = KafkaSettings(topics=Topics.from_prefix("unit."))
 DISPATCH = uuid.UUID("11111111-2222-3333-4444-555555555555")

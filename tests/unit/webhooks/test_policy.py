@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -75,21 +76,23 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert parse_retry_after(None, now) is None
 
 
-def test_settings_come_from_the_environment() -> None:
-    settings = WebhookSettings.from_env(
-        {
-            "WEBHOOK_RETRY_INITIAL_S": "0.5",
-            "WEBHOOK_RETRY_MAX_S": "4",
-            "WEBHOOK_GIVE_UP_S": "60",
-            "WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT": "3",
-            "WEBHOOK_ALLOW_PRIVATE": "1",
-            "DISPATCH_TOPIC_PREFIX": "x.",
-        }
-    )
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith(("WEBHOOK_", "DISPATCH_"))]:
+        monkeypatch.delenv(name)
+    defaults = WebhookSettings.from_env()
+    for name, value in {
+        "WEBHOOK_RETRY_INITIAL_S": "0.5",
+        "WEBHOOK_RETRY_MAX_S": "4",
+        "WEBHOOK_GIVE_UP_S": "60",
+        "WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT": "3",
+        "WEBHOOK_ALLOW_PRIVATE": "1",
+        "DISPATCH_TOPIC_PREFIX": "x.",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = WebhookSettings.from_env()
     assert settings.retry == RetryPolicy(0.5, 4, 60)
     assert settings.max_in_flight_per_endpoint == 3
     assert settings.allow_private
     assert settings.consumer_group == "x.dispatch-webhooks"
-    defaults = WebhookSettings.from_env({})
     assert defaults.retry == RetryPolicy(5, 900, 86_400)
     assert not defaults.allow_private

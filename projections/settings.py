@@ -1,0 +1,23 @@
+"""``dispatch-projector``'s settings, from the environment (see docs/read-side.md)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from projections.store import DEFAULT_SQLITE_PATH
+from services.settings import KafkaProcessSettings
+
+
+class ProjectorSettings(KafkaProcessSettings):
+    # ``postgresql://...`` or ``sqlite:///path``; empty: the SQLite file at ``db``.
+    store_url: str = Field("", validation_alias="PROJECTOR_STORE_URL")
+    db: str = Field(DEFAULT_SQLITE_PATH, validation_alias="PROJECTOR_DB")
+    # The consumer group of projectors sharing a PostgreSQL store; empty:
+    # derived from the database's address.
+    group: str = Field("", validation_alias="PROJECTOR_GROUP")
+    host: str = Field("127.0.0.1", validation_alias="PROJECTOR_HOST")
+    port: int = Field(8070, ge=0, le=65535, validation_alias="PROJECTOR_PORT")
+
+    @property
+    def store(self) -> str:
+        return self.store_url.strip() or self.db
