@@ -20,7 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from events.dispatch import MessageStatusReceived, MessageSubmitted, WorkflowRequested
-from services.processor.decide import Policy, command_id
+from services.failover.decide import Policy
+from services.failover.factories import command_id
 from services.processor.engine import Stores, process
 from tests.unit.processor.harness import T0, workflow
 

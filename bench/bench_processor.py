@@ -42,8 +42,8 @@ from events.base import utcnow
 from events.codec import decode_webhook, encode
 from events.dispatch import MessageStatusReceived, MessageSubmitted, WorkflowRequested
 from events.topics import Topics
+from services.failover.factories import command_id
 from services.kafka import KafkaSettings, ensure_topics, make_producer
-from services.processor.decide import command_id
 from tests.conftest import kafka_env
 from tests.processes import Process, free_port
 

@@ -43,8 +43,8 @@ from bench_timers import caught_up
 from events.codec import decode_event, decode_send, encode
 from events.dispatch import MessageSubmitted, WorkflowRequested
 from events.topics import Topics
+from services.failover.factories import command_id
 from services.kafka import KafkaSettings, ensure_topics, make_producer
-from services.processor.decide import command_id
 from tests.processes import Process
 
 PARTITIONS = 8

@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from events.codec import decode_send, encode
 from events.dispatch import MessageSubmitted, WorkflowRequested
 from events.topics import Topics
+from services.failover.factories import command_id
 from services.kafka import KafkaSettings, ensure_topics, make_producer
-from services.processor.decide import command_id
 from tests.conftest import kafka_env
 from tests.processes import Process, free_port
 

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 import orjson  # noqa: E402
+from services.inbound.signature import InvalidSignature, verify  # noqa: E402
 from temporalio import activity  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.exceptions import ApplicationError  # noqa: E402
@@ -31,7 +32,6 @@ from temporalio.service import RPCError  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from bench.peer_temporal_workflow import TASK_QUEUE, FailoverWorkflow  # noqa: E402
-from services.inbound.signature import InvalidSignature, verify  # noqa: E402
 from services.webhooks.signing import sign  # noqa: E402
 
 

@@ -14,6 +14,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from events.base import Message
 
+# The channels a workflow item may use: the one definition for the codebase
+# (the gateway's request models and rules, the processor, the read side).
 Channel = Literal["sms", "mms", "whatsapp", "viber_service_msg", "messenger"]
 MessageStatus = Literal["submitted", "delivered", "read", "rejected", "undeliverable"]
 WebhookKind = Literal["status", "final"]
@@ -58,14 +60,15 @@ class StepStarted(DispatchEvent):
     """The processor decided to send step ``step`` (0-based) of the workflow."""
 
     type: Literal["StepStarted"] = "StepStarted"
+    # 2: ``deadline_at`` always present (events/upcasts.py upgrades version 1).
+    schema_version: Literal[2] = 2  # type: ignore[assignment]
     step: int
     channel: Channel
     command_id: uuid.UUID
     # The step's guard: it ends by this time (the last-step limit from its
     # start) unless a submission arms its real deadline. Carried here rather
     # than in a TimerScheduled of its own: one event fewer per step started.
-    # Absent from logs written before it existed (a TimerScheduled then).
-    deadline_at: AwareDatetime | None = None
+    deadline_at: AwareDatetime
 
 
 class MessageSubmitted(DispatchEvent):
@@ -125,9 +128,15 @@ class TimerScheduled(DispatchEvent):
     """
 
     type: Literal["TimerScheduled"] = "TimerScheduled"
+    # 2: a guard recorded on its own is ``start_guard`` (events/upcasts.py).
+    schema_version: Literal[2] = 2  # type: ignore[assignment]
     step: int
     deadline_at: AwareDatetime
-    reason: Literal["expiry", "final_step_limit"]
+    # ``final_step_limit``: a last step's limit from its submission (what the
+    # processor decides today). Older logs also hold ``expiry`` (a non-last
+    # step's deadline, which the fold now arms from the submission itself) and
+    # ``start_guard`` (a step's guard, which StepStarted now carries).
+    reason: Literal["expiry", "final_step_limit", "start_guard"]
 
 
 class StepTimedOut(DispatchEvent):

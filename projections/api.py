@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from projections.store import HistoryRow, ProjectionStore
+from projections.view import public
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def create_api(store: ProjectionStore, ready: Any) -> Starlette:
         view = await store.view(request.path_params["dispatch_uuid"])
         if view is None:
             return JSONResponse({"error": "not found"}, status_code=404)
-        return JSONResponse(view)
+        return JSONResponse(public(view))
 
     async def get_history(request: Request) -> Response:
         uuid = request.path_params["dispatch_uuid"]

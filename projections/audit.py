@@ -1,17 +1,42 @@
-"""A readable timeline of one dispatch, from its history."""
+"""A readable timeline of one dispatch, from its history.
+
+What an event implies without saying it (when a submitted step fails over)
+comes from the failover rules' own fold of the history (:class:`Narration`),
+not from a second reading of the workflow.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import contextlib
 from typing import Any
 
+import orjson
 from rich.console import Console
 from rich.table import Table
 
+from events.codec import UndecodableMessage, decode_event
+from services.failover.fold import apply as fold
+from services.failover.state import DispatchState
+from services.failover.workflow import InvalidWorkflow
 
-def describe(event: dict[str, Any], workflow: list[dict[str, Any]] | None = None) -> str:
-    """One line a person can read for one event (``workflow``: the dispatch's
-    request, for what an event implies without saying it)."""
+
+class Narration:
+    """Describes a dispatch's events in log order, folding each into the
+    rules' state first, so a line can say what the event meant."""
+
+    def __init__(self) -> None:
+        self.state: DispatchState | None = None
+
+    def describe(self, event: dict[str, Any]) -> str:
+        # One the rules cannot read is described from the record alone.
+        with contextlib.suppress(UndecodableMessage, InvalidWorkflow):
+            self.state = fold(self.state, decode_event(orjson.dumps(event)))
+        return describe(event, self.state)
+
+
+def describe(event: dict[str, Any], state: DispatchState | None = None) -> str:
+    """One line a person can read for one event (``state``: the dispatch as the
+    rules' fold has it just after this event, for what the event implies)."""
     kind = event["type"]
     step = event.get("step")
     where = f"step {step}" if step is not None else ""
@@ -26,12 +51,8 @@ def describe(event: dict[str, Any], workflow: list[dict[str, Any]] | None = None
             return f"{where}: send over {event['channel']}"
         case "MessageSubmitted":
             accepted = f"{where}: accepted by the provider as {event['message_uuid']}"
-            expiry = _expiry_time(workflow or [], step)
-            if expiry is None:
-                return accepted
-            deadline = datetime.fromisoformat(event["occurred_at"]) + timedelta(seconds=expiry)
-            condition = _condition(workflow or [], step)
-            return f"{accepted}; fails over at {deadline.isoformat()} unless {condition}"
+            armed = _failover_deadline(state, step)
+            return f"{accepted}; fails over at {armed}" if armed else accepted
         case "MessageOutcomeUnknown":
             return (
                 f"{where}: no answer from the provider ({event['reason']}); not sent again, "
@@ -84,31 +105,29 @@ def describe(event: dict[str, Any], workflow: list[dict[str, Any]] | None = None
             return kind
 
 
-def _expiry_time(workflow: list[dict[str, Any]], step: Any) -> int | None:
-    """A non-last step's expiry_time (the last step has no failover)."""
-    if not isinstance(step, int) or not 0 <= step < len(workflow) - 1:
+def _failover_deadline(state: DispatchState | None, step: Any) -> str | None:
+    """``<deadline> unless <condition> by then`` for a non-last step its
+    submission armed (the last step has no failover)."""
+    if state is None or not isinstance(step, int):
         return None
-    expiry = (workflow[step].get("failover") or {}).get("expiry_time")
-    return int(expiry) if expiry is not None else None
-
-
-def _condition(workflow: list[dict[str, Any]], step: Any) -> str:
-    condition = (workflow[step].get("failover") or {}).get("condition_status")
-    return f"{condition or 'delivered'} by then"
+    folded = state.step(step)
+    if folded is None or folded.deadline_at is None or not folded.armed_on_submission:
+        return None
+    if state.is_last(step):
+        return None
+    condition = state.workflow.failover(step).condition_status
+    return f"{folded.deadline_at.isoformat()} unless {condition} by then"
 
 
 def timeline(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    workflow: list[dict[str, Any]] = []
+    narration = Narration()
     entries = []
     for entry in history:
-        event = entry["event"]
-        if entry["type"] == "WorkflowRequested":
-            workflow = event.get("workflow") or []
         entries.append(
             {
                 "at": entry["occurred_at"],
                 "type": entry["type"],
-                "what": describe(event, workflow),
+                "what": narration.describe(entry["event"]),
                 "offset": entry["offset"],
             }
         )

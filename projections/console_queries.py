@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from projections.store import HistoryRow
+from projections.view import public
 
 STATUSES = ("in_progress", "completed", "error")
 CHANNELS = ("sms", "mms", "whatsapp", "viber", "messenger")
@@ -187,7 +188,7 @@ async def applications(db: Reader, limit: int = 200) -> list[str]:
 
 async def view(db: Reader, dispatch_uuid: str) -> dict[str, Any] | None:
     blob = await _one(db, "SELECT view FROM views WHERE dispatch_uuid = ?", (dispatch_uuid,))
-    return None if blob is None else dict(orjson.loads(blob))
+    return None if blob is None else public(orjson.loads(blob))
 
 
 async def history(db: Reader, dispatch_uuid: str) -> list[HistoryRow]:

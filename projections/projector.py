@@ -12,6 +12,7 @@ it read before losing the partition is refused by the store
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -99,7 +100,17 @@ async def project(
 ) -> Batch:
     decoded = decode_records(records, rejected)
     uuids = {str(e.dispatch_uuid) for _, e in decoded if isinstance(e, DispatchEvent)}
-    return fold_records(decoded, await store.views(uuids), rejected)
+    stored = await store.views(uuids)
+    for uuid, view in stored.items():
+        if views.PRIVATE not in view:
+            # Written before the view folded through the rules: folded again
+            # from the dispatch's history, once, as it is next touched.
+            history = []
+            for row in await store.history(uuid):
+                with contextlib.suppress(UndecodableMessage):  # refused when written, too
+                    history.append(decode_event(row.event))
+            stored[uuid] = views.refold(history) or view
+    return fold_records(decoded, stored, rejected)
 
 
 class Projector:

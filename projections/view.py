@@ -1,85 +1,60 @@
-"""The workflow read model: a pure fold of one dispatch's events into a view.
+"""The workflow read model: the failover rules' own state of a dispatch, shown.
 
-The view is plain JSON-ready data (what ``GET /v0.1/dispatch/{uuid}`` shows).
-Applying an event twice leaves the view as it was, so a replay, or a
-redelivered event, cannot double-count a status or a price.
+The view folds each event through the same fold the processor runs
+(``services/failover``) and renders what a user needs from the resulting
+state: each step's phase, deadline and message, the outcome and the true
+usage. What the rules do not keep (every status's details, when the request
+came and the dispatch ended, webhook outcomes, the webhooks the processor
+issued that have no outcome yet) is kept beside it. Both travel
+inside the view under ``PRIVATE`` (the stored view is the projector's only
+memory of a dispatch); :func:`public` is the view without it, as the API
+shows it. Applying an event twice leaves the view as it was, so a replay or a
+redelivered event cannot double-count a status or a price.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from events.codec import LogEvent
 from events.dispatch import (
-    MessageOutcomeUnknown,
     MessageSendFailed,
     MessageStatusReceived,
-    MessageSubmitted,
-    StepStarted,
-    StepTimedOut,
     Tick,
-    TimerScheduled,
-    UsageAmended,
     WebhookAbandoned,
     WebhookDelivered,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowRequested,
 )
-from services.processor.decide import (
-    final_webhook_id,
-    send_failure_webhook_id,
-    status_webhook_id,
-)
-from services.processor.fold import status_key
+from services.failover import factories
+from services.failover.decide import over_status_bound, step_phase
+from services.failover.fold import apply as fold
+from services.failover.state import DispatchState
+from services.processor.state_codec import state_from_stored, stored_form
 
 View = dict[str, Any]
 
-IN_FLIGHT = ("started", "submitted")
+PRIVATE = "_fold"
 # Distinct statuses kept per message, as the processor keeps them.
 MAX_STATUSES_PER_MESSAGE = int(os.environ.get("DISPATCH_MAX_STATUSES_PER_MESSAGE", "16"))
-CONDITION_MET = {"delivered": {"delivered", "read"}, "read": {"read"}}
 
 
-def new_view(event: WorkflowRequested) -> View:
-    steps: list[dict[str, Any]] = []
-    for index, item in enumerate(event.workflow):
-        failover = item.get("failover") or {}
-        steps.append(
-            {
-                "step": index,
-                "channel": (item.get("to") or {}).get("type"),
-                "to": item.get("to"),
-                "condition_status": failover.get("condition_status"),
-                "expiry_time": failover.get("expiry_time"),
-                "state": "pending",
-                "message_uuid": None,
-                "started_at": None,
-                "submitted_at": None,
-                "deadline_at": None,
-                "error": None,
-                "outcome_unknown": False,
-                "usage": None,
-                "statuses": [],
-            }
-        )
-    return {
-        "dispatch_uuid": str(event.dispatch_uuid),
-        "application_id": event.application_id,
-        "template": event.template,
-        "status": "in_progress",
-        "current_step": None,
-        "requested_at": _iso(event.occurred_at),
-        "finished_at": None,
-        "steps": steps,
-        "usage": {"price": "0", "currency": "EUR"},
-        "final_report": {"status": None, "delivered": False, "abandoned": False},
-        "webhooks": {"delivered": [], "abandoned": [], "pending": []},
-    }
+def public(view: View) -> View:
+    """The view as the API shows it."""
+    return {k: v for k, v in view.items() if k != PRIVATE}
+
+
+def state_of(view: View) -> DispatchState:
+    """The rules' state of the dispatch, as the view folded it."""
+    # A deep copy: the state's objects take the parsed dicts over, and the
+    # view's own must not change with them.
+    return state_from_stored(orjson.loads(orjson.dumps(view[PRIVATE]["state"])))
 
 
 def apply(view: View | None, event: LogEvent) -> View | None:
@@ -87,147 +62,139 @@ def apply(view: View | None, event: LogEvent) -> View | None:
     if isinstance(event, Tick):
         return view
     if isinstance(event, WorkflowRequested):
-        return view if view is not None else new_view(event)
+        if view is not None:
+            return view
+        extras: dict[str, Any] = {
+            "requested_at": event.occurred_at.isoformat(),
+            "template": event.template,
+            "finished_at": None,
+            "entries": {},
+            "webhooks": {"delivered": [], "abandoned": [], "pending": []},
+            "final": {"delivered": False, "abandoned": False},
+        }
+        state = fold(None, event)
+        assert state is not None
+        return render(state, extras)
     if view is None:
         return None  # events of a dispatch whose request we never saw
-    step = _step(view, getattr(event, "step", None))
-    match event:
-        case StepStarted():
-            if step is not None and step["state"] == "pending":
-                step["state"] = "started"
-                step["started_at"] = _iso(event.occurred_at)
-                view["current_step"] = event.step
-                if event.deadline_at is not None and step["deadline_at"] is None:
-                    step["deadline_at"] = _iso(event.deadline_at)
-        case MessageSubmitted():
-            if step is not None and step["message_uuid"] is None:
-                step["message_uuid"] = event.message_uuid
-                _submitted(view, step, event.occurred_at)
-        case MessageOutcomeUnknown():
-            # Waits as if submitted at the attempt; a status naming the step
-            # (by client_ref) brings its message_uuid.
-            if step is not None and step["submitted_at"] is None and step["error"] is None:
-                step["outcome_unknown"] = True
-                _submitted(view, step, event.attempted_at)
-        case MessageSendFailed():
-            if step is not None and step["error"] is None:
-                _issued(view, send_failure_webhook_id(view["dispatch_uuid"], event.step))
-                step["error"] = event.error.model_dump()
-                step["state"] = "failed"
-                # The provider gave no message_uuid; the command id (the
-                # client_ref) stands in for it, as in the webhooks.
-                if step["message_uuid"] is None:
-                    step["message_uuid"] = str(event.command_id)
-        case TimerScheduled():
-            if step is not None:
-                step["deadline_at"] = _iso(event.deadline_at)
-        case StepTimedOut():
-            if step is not None and step["state"] in ("started", "submitted"):
-                step["state"] = "timed_out"
-        case MessageStatusReceived():
-            _apply_status(view, event)
-        case WorkflowCompleted() | WorkflowFailed():
-            if view["status"] == "in_progress":
-                _issued(view, final_webhook_id(view["dispatch_uuid"]))
-                view["status"] = "completed" if isinstance(event, WorkflowCompleted) else "error"
-                view["final_report"]["status"] = view["status"]
-                view["finished_at"] = _iso(event.occurred_at)
-        case UsageAmended():
-            pass  # the total is recomputed from the prices themselves
-        case WebhookDelivered():
-            _note_webhook(view, "delivered", str(event.webhook_id))
-            if event.kind == "final":
-                view["final_report"]["delivered"] = True
-        case WebhookAbandoned():
-            _note_webhook(view, "abandoned", str(event.webhook_id))
-            if event.kind == "final":
-                view["final_report"]["abandoned"] = True
+    state = state_of(view)
+    extras = view[PRIVATE]["extras"]
+    if isinstance(event, MessageStatusReceived):
+        if over_status_bound(state, event, MAX_STATUSES_PER_MESSAGE):
+            return view  # the processor drops it too (Policy.max_statuses_per_message)
+        before = len(state.seen)
+        fold(state, event)
+        if len(state.seen) > before:
+            extras["entries"].setdefault(event.message_uuid, []).append(_entry(event))
+            key = state.seen[before]
+            _issued(extras, factories.status_webhook_id(state.dispatch_uuid, key))
+        return render(state, extras)
+    finished = state.finished
+    fold(state, event)
+    if not finished and state.finished and isinstance(event, WorkflowCompleted | WorkflowFailed):
+        extras["finished_at"] = event.occurred_at.isoformat()
+        _issued(extras, factories.final_webhook_id(state.dispatch_uuid))
+    if isinstance(event, MessageSendFailed):
+        failed = state.step(event.step)
+        if failed and failed.send_failed and failed.send_failed.event_id == str(event.event_id):
+            _issued(extras, factories.send_failure_webhook_id(state.dispatch_uuid, event.step))
+    if isinstance(event, WebhookDelivered | WebhookAbandoned):
+        outcome = "delivered" if isinstance(event, WebhookDelivered) else "abandoned"
+        webhook_id = str(event.webhook_id)
+        ids: list[str] = extras["webhooks"][outcome]
+        if webhook_id not in ids:
+            ids.append(webhook_id)
+        pending: list[str] = extras["webhooks"]["pending"]
+        if webhook_id in pending:
+            pending.remove(webhook_id)
+        if event.kind == "final":
+            extras["final"][outcome] = True
+    return render(state, extras)
+
+
+def _issued(extras: dict[str, Any], webhook_id: uuid.UUID) -> None:
+    """A webhook the processor sent the deliverer for this event (the ids are
+    the rules' own): pending until its WebhookDelivered or WebhookAbandoned,
+    counted once however often the event is folded."""
+    text = str(webhook_id)
+    hooks = extras["webhooks"]
+    if text in hooks["delivered"] or text in hooks["abandoned"] or text in hooks["pending"]:
+        return
+    hooks["pending"].append(text)
+
+
+def refold(events: list[LogEvent]) -> View | None:
+    """The view of a dispatch from its whole history."""
+    view: View | None = None
+    for event in events:
+        view = apply(view, event)
     return view
 
 
-def _submitted(view: View, step: dict[str, Any], at: Any) -> None:
-    if step["submitted_at"] is not None:
-        return
-    step["submitted_at"] = _iso(at)
-    if step["state"] in ("pending", "started"):
-        step["state"] = "submitted"
-        if step["step"] < len(view["steps"]) - 1 and step["expiry_time"] is not None:
-            # A non-last step's deadline counts from its submission (the
-            # processor's fold arms it the same way).
-            step["deadline_at"] = _iso(at + timedelta(seconds=int(step["expiry_time"])))
+def render(state: DispatchState, extras: dict[str, Any]) -> View:
+    """The view of ``state``: every field that follows from the rules comes
+    from the state, never from the events again."""
+    current = state.current
+    return {
+        "dispatch_uuid": state.dispatch_uuid,
+        "application_id": state.application_id,
+        "template": extras["template"],
+        "status": state.outcome or "in_progress",
+        "current_step": current.index if current is not None else None,
+        "requested_at": extras["requested_at"],
+        "finished_at": extras["finished_at"],
+        "steps": [_step_view(state, index, extras) for index in range(len(state.workflow))],
+        "usage": _total(state),
+        "final_report": {"status": state.outcome, **extras["final"]},
+        "webhooks": extras["webhooks"],
+        PRIVATE: {"state": stored_form(state), "extras": extras},
+    }
 
 
-def _apply_status(view: View, event: MessageStatusReceived) -> None:
-    step = _step(view, event.step)
-    if step is None:
-        step = next((s for s in view["steps"] if s["message_uuid"] == event.message_uuid), None)
-    if step is None:
-        return
-    entry: dict[str, Any] = {"status": event.status, "timestamp": _iso(event.timestamp)}
+def _step_view(state: DispatchState, index: int, extras: dict[str, Any]) -> dict[str, Any]:
+    item = state.workflow[index]
+    failover = item.failover
+    step = state.step(index)
+    message_uuid = None
+    if step is not None:
+        message_uuid = step.message_uuid or (step.command_id if step.send_failed else None)
+    usage = state.usage.get(message_uuid) if message_uuid is not None else None
+    failure = step.send_failed if step is not None else None
+    return {
+        "step": index,
+        "channel": item.to.type,
+        "to": state.workflow.as_sent[index].get("to"),
+        "condition_status": failover.condition_status if failover is not None else None,
+        "expiry_time": failover.expiry_time if failover is not None else None,
+        "state": step_phase(state, index),
+        "message_uuid": message_uuid,
+        "started_at": _iso(step.started_at) if step is not None else None,
+        "submitted_at": _iso(step.submitted_at) if step is not None else None,
+        "deadline_at": _iso(step.deadline_at) if step is not None else None,
+        "error": {"code": failure.code, "reason": failure.reason} if failure else None,
+        "outcome_unknown": step.outcome_unknown if step is not None else False,
+        "usage": {"currency": usage["currency"], "price": usage["price"]} if usage else None,
+        "statuses": extras["entries"].get(message_uuid, []) if message_uuid else [],
+    }
+
+
+def _entry(event: MessageStatusReceived) -> dict[str, Any]:
+    entry: dict[str, Any] = {"status": event.status, "timestamp": event.timestamp.isoformat()}
     if event.error is not None:
         entry["error"] = event.error.model_dump()
     if event.usage is not None:
         entry["usage"] = event.usage.model_dump()
-    if entry in step["statuses"]:
-        return
-    if len(step["statuses"]) >= MAX_STATUSES_PER_MESSAGE:
-        return  # the processor drops it too (Policy.max_statuses_per_message)
-    step["statuses"].append(entry)
-    _issued(view, status_webhook_id(view["dispatch_uuid"], status_key(event)))
-    if step["message_uuid"] is None:
-        step["message_uuid"] = event.message_uuid
-    if event.usage is not None:
-        step["usage"] = event.usage.model_dump()
-        view["usage"] = _total_usage(view)
-    condition = step["condition_status"] or "delivered"
-    met = event.status in CONDITION_MET[condition] and step["state"] != "timed_out"
-    failed = event.status in ("rejected", "undeliverable") and step["state"] in IN_FLIGHT
-    if met or failed:
-        step["state"] = event.status
+    return entry
 
 
-def _total_usage(view: View) -> dict[str, str]:
-    prices = [Decimal(s["usage"]["price"]) for s in view["steps"] if s["usage"] is not None]
-    currency = next((s["usage"]["currency"] for s in view["steps"] if s["usage"]), "EUR")
-    return {"price": _decimal_str(sum(prices, Decimal(0))), "currency": currency}
+def _total(state: DispatchState) -> dict[str, str]:
+    """The true total (the final report's, and every later amendment's)."""
+    total = state.total_usage()
+    return {
+        "price": format(Decimal(total["price"]).normalize(), "f"),
+        "currency": total["currency"],
+    }
 
 
-def _decimal_str(value: Decimal) -> str:
-    return format(value.normalize(), "f")
-
-
-def _note_webhook(view: View, outcome: str, webhook_id: str) -> None:
-    ids: list[str] = view["webhooks"][outcome]
-    if webhook_id not in ids:
-        ids.append(webhook_id)
-    pending: list[str] = view["webhooks"].get("pending", [])
-    if webhook_id in pending:
-        pending.remove(webhook_id)
-
-
-def _issued(view: View, webhook_id: uuid.UUID) -> None:
-    """A webhook the processor sent to the deliverer for this event: pending
-    until its WebhookDelivered or WebhookAbandoned (same partition, later).
-
-    The ids are the processor's own (``services/processor/decide.py``), so
-    an event it webhooks once is counted once however often it is folded.
-    A view written before this field existed starts counting from here.
-    """
-    text = str(webhook_id)
-    hooks = view["webhooks"]
-    if text in hooks["delivered"] or text in hooks["abandoned"]:
-        return
-    pending: list[str] = hooks.setdefault("pending", [])
-    if text not in pending:
-        pending.append(text)
-
-
-def _step(view: View, index: int | None) -> dict[str, Any] | None:
-    if index is None or not 0 <= index < len(view["steps"]):
-        return None
-    step: dict[str, Any] = view["steps"][index]
-    return step
-
-
-def _iso(value: Any) -> str:
-    return str(value.isoformat())
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from events.applications import ApplicationRegistered
-from projections.audit import describe
+from projections.audit import Narration
 from services.applications.credentials import generate_credentials, hash_secret
 from services.applications.register import publish_application
 from services.kafka import KafkaSettings
@@ -146,16 +146,15 @@ async def _follow(
     client: httpx.AsyncClient, projector: str, label: str, dispatch_uuid: str
 ) -> None:
     seen = 0
+    narration = Narration()
     while True:
         response = await client.get(f"{projector}/internal/dispatches/{dispatch_uuid}/events")
         if response.status_code == 200:
             events = response.json()["events"]
-            requested = [e for e in events[:1] if e["type"] == "WorkflowRequested"]
-            workflow = requested[0]["event"]["workflow"] if requested else None
             for entry in events[seen:]:
+                what = narration.describe(entry["event"])  # every event folds
                 if is_guard(entry):
                     continue
-                what = describe(entry["event"], workflow)
                 click.echo(f"  [{label}] {entry['type']:22} {what}")
             seen = len(events)
             if any(

@@ -21,7 +21,7 @@ from events.dispatch import (
     WorkflowFailed,
     WorkflowRequested,
 )
-from services.processor.decide import final_webhook_id
+from services.failover.factories import final_webhook_id
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -61,7 +61,12 @@ def failover_history(dispatch: uuid.UUID, app: str = "app-1") -> list[Any]:
             occurred_at=t,
         ),
         StepStarted(
-            dispatch_uuid=dispatch, step=0, channel="whatsapp", command_id=cmd0, occurred_at=t
+            dispatch_uuid=dispatch,
+            step=0,
+            channel="whatsapp",
+            command_id=cmd0,
+            occurred_at=t,
+            deadline_at=t + timedelta(days=1),
         ),
         MessageSubmitted(
             dispatch_uuid=dispatch,
@@ -92,6 +97,7 @@ def failover_history(dispatch: uuid.UUID, app: str = "app-1") -> list[Any]:
             channel="sms",
             command_id=cmd1,
             occurred_at=t + timedelta(seconds=61),
+            deadline_at=t + timedelta(days=1, seconds=61),
         ),
         MessageSubmitted(
             dispatch_uuid=dispatch,
@@ -137,7 +143,13 @@ def rejected_history(dispatch: uuid.UUID, app: str = "app-1") -> list[Any]:
     cmd0 = deterministic_id(dispatch, 0, "send")
     return [
         WorkflowRequested(dispatch_uuid=dispatch, application_id=app, workflow=[sms_item()]),
-        StepStarted(dispatch_uuid=dispatch, step=0, channel="sms", command_id=cmd0),
+        StepStarted(
+            dispatch_uuid=dispatch,
+            step=0,
+            channel="sms",
+            command_id=cmd0,
+            deadline_at=datetime.now(UTC) + timedelta(days=1),
+        ),
         MessageSendFailed(
             dispatch_uuid=dispatch,
             step=0,

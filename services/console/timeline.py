@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from projections.audit import describe
+from projections.audit import Narration
 from projections.store import HistoryRow
 
 KINDS = {
@@ -59,12 +59,11 @@ def timeline(rows: list[HistoryRow]) -> tuple[list[Entry], dict[str, Any] | None
     """The entries, and the request as the client sent it (its workflow)."""
     entries: list[Entry] = []
     request: dict[str, Any] | None = None
-    workflow: list[dict[str, Any]] = []
+    narration = Narration()
     for row in rows:
         event = orjson.loads(row.event)
         if row.type == "WorkflowRequested":
             request = {"template": event.get("template"), "workflow": event.get("workflow")}
-            workflow = event.get("workflow") or []
         kind = KINDS.get(row.type, "other")
         step = event.get("step")
         if row.type == "StepStarted" and isinstance(step, int) and step > 0:
@@ -74,7 +73,7 @@ def timeline(rows: list[HistoryRow]) -> tuple[list[Entry], dict[str, Any] | None
                 at=row.occurred_at,
                 type=row.type,
                 kind=kind,
-                what=describe(event, workflow),
+                what=narration.describe(event),
                 step=step if isinstance(step, int) else None,
                 offset=f"{row.partition}@{row.offset}",
             )

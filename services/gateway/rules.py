@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import urlsplit
 
-CHANNELS = ("sms", "mms", "whatsapp", "viber_service_msg", "messenger")
+from events.dispatch import Channel
+
+CHANNELS: tuple[str, ...] = get_args(Channel)
 
 # Which address field each channel needs, per side (seed: "The ID of the message
 # recipient", "The phone number of the message sender", ...).

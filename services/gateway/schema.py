@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Channel = Literal["sms", "mms", "whatsapp", "viber_service_msg", "messenger"]
+from events.dispatch import Channel
+
 ContentType = Literal["text", "image", "audio", "video", "file", "template", "custom"]
 
 MAX_WORKFLOW_MESSAGES = 10

@@ -53,7 +53,7 @@ def status_event(callback: StatusCallback, ref: MessageRef) -> MessageStatusRece
 
 
 def event_id_for(callback: StatusCallback) -> uuid.UUID:
-    # The price is part of a callback's identity (see services.processor.fold.status_key).
+    # The price is part of a callback's identity (see services.failover.factories.status_key).
     price = callback.usage.price if callback.usage is not None else ""
     return deterministic_id(
         callback.message_uuid, callback.status, callback.timestamp.isoformat(), price

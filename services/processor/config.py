@@ -9,8 +9,8 @@ from typing import Literal
 from aiokafka.admin import NewTopic
 from pydantic import Field
 
+from services.failover.decide import Policy
 from services.kafka import new_topic
-from services.processor.decide import Policy
 from services.settings import KafkaProcessSettings
 
 # The processor's faust tables: the deadline index, its cursors, the dispatches.

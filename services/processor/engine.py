@@ -1,5 +1,6 @@
-"""One event in, outputs out: the fold, the decisions, the timers and the
-at-least-once bookkeeping, over plain key-value stores.
+"""One event in, outputs out: the failover rules (``services/failover``)
+applied to the processor's stores, with the timers and the at-least-once
+bookkeeping.
 
 The faust agent hands every event of ``dispatch.events`` to :func:`process`
 with its partition and offset; the stores are its tables (dicts in tests).
@@ -21,37 +22,32 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
-from events.base import deterministic_id, uuid_of, uuid_text
+from events.base import uuid_text
 from events.codec import LogEvent
 from events.dispatch import (
     MessageOutcomeUnknown,
-    MessageSendFailed,
     MessageStatusReceived,
     MessageSubmitted,
-    StepStarted,
-    StepTimedOut,
     Tick,
-    TimerScheduled,
     WebhookAbandoned,
     WebhookAttemptFailed,
     WebhookDelivered,
-    WorkflowCompleted,
-    WorkflowFailed,
 )
-from services.processor import timers
-from services.processor.decide import (
+from services.failover import deadlines
+from services.failover.decide import (
     Output,
     Policy,
     decide,
-    final_report,
     on_deadline,
-    send_failure_webhook,
-    start_step,
-    status_webhook,
-    timer_event,
+    over_status_bound,
+    reassert,
+    reassert_timeout,
 )
-from services.processor.fold import apply, over_status_bound, status_key
-from services.processor.state import DispatchState, decode_state, encode_state
+from services.failover.fold import apply
+from services.failover.state import DispatchState
+from services.failover.workflow import InvalidWorkflow
+from services.processor import timers
+from services.processor.state_codec import decode_state, encode_state
 from services.processor.unit_of_work import Journal
 
 Store = MutableMapping[str, bytes]
@@ -168,11 +164,15 @@ def _event(stores: Stores, partition: int, offset: int, event: LogEvent, policy:
     before_seen = len(state.seen) if state is not None else 0
     # Only a submission arms a deadline in the fold itself.
     submission = isinstance(event, MessageSubmitted | MessageOutcomeUnknown)
-    armed_before = _submission_deadline(state) if submission else None
-    state = apply(state, event)
-    if state is None:
-        return Result(rejected=f"{event.type} for a dispatch never requested")
-    outputs = decide(before_seen, state, event, policy)
+    armed_before = deadlines.armed_by_submission(state) if submission else None
+    try:
+        state = apply(state, event)
+        if state is None:
+            return Result(rejected=f"{event.type} for a dispatch never requested")
+        outputs = decide(before_seen, state, event, policy)
+    except InvalidWorkflow as exc:
+        # A workflow the gateway would have refused: nothing of it is kept.
+        return Result(rejected=str(exc))
     state.last_offset = offset
     if outputs or raw_before is None:
         save(stores, dispatch_uuid, state)
@@ -186,55 +186,22 @@ def _event(stores: Stores, partition: int, offset: int, event: LogEvent, policy:
         if _without_offset(raw_after) != _without_offset(raw_before):
             stores.dispatches[dispatch_uuid] = raw_after
     _arm(stores, partition, outputs)
-    if submission and _submission_deadline(state) != armed_before:
+    if submission and deadlines.armed_by_submission(state) != armed_before:
         _arm_submission(stores, partition, state)
     return Result(outputs=outputs)
 
 
 def _arm(stores: Stores, partition: int, outputs: list[Output]) -> None:
     """File the deadlines that decisions carry (a step's guard, a last step's limit)."""
-    for output in outputs:
-        if isinstance(output, TimerScheduled | StepStarted) and output.deadline_at is not None:
-            timers.schedule(
-                stores.buckets,
-                stores.cursors,
-                partition,
-                uuid_text(output.dispatch_uuid),
-                output.step,
-                output.deadline_at,
-            )
-
-
-def _submission_deadline(state: DispatchState | None) -> tuple[int, str] | None:
-    """The waiting step's deadline when its submission armed it in the fold (a
-    non-last step's expiry): no decision event carries that one."""
-    if state is None or state.finished:
-        return None
-    current = state.current
-    if (
-        current is None
-        or current.timed_out
-        or not current.armed_on_submission
-        or current.deadline_at is None
-        or state.is_last(current.index)
-    ):
-        return None
-    return current.index, current.deadline_at
+    for dispatch_uuid, step, deadline_at in deadlines.carried_by(outputs):
+        timers.schedule(stores.buckets, stores.cursors, partition, dispatch_uuid, step, deadline_at)
 
 
 def _arm_submission(stores: Stores, partition: int, state: DispatchState) -> None:
-    armed = _submission_deadline(state)
-    if armed is not None:
-        step, deadline = armed
-        timers.schedule(
-            stores.buckets,
-            stores.cursors,
-            partition,
-            state.dispatch_uuid,
-            step,
-            datetime.fromisoformat(deadline),
-            deadline,
-        )
+    """File the expiry the fold armed from a non-last step's submission."""
+    due = deadlines.armed_by_submission(state)
+    if due is not None:
+        timers.schedule(stores.buckets, stores.cursors, partition, *due)
 
 
 def _tick(stores: Stores, partition: int, offset: int, tick: Tick, policy: Policy) -> Result:
@@ -242,7 +209,7 @@ def _tick(stores: Stores, partition: int, offset: int, tick: Tick, policy: Polic
         return Result(rejected=f"tick for partition {tick.partition} read on {partition}")
     due, redelivered = timers.drain(stores.buckets, stores.cursors, partition, tick.now, offset)
     result = Result()
-    fired: list[timers.Due] = []
+    fired: list[deadlines.Due] = []
     for entry in due:
         # Each entry is a unit of work of its own: one that fails is rolled
         # back and dead-lettered, and the entries after it still fire.
@@ -265,7 +232,7 @@ def _tick(stores: Stores, partition: int, offset: int, tick: Tick, policy: Polic
 def _fire(
     stores: Stores,
     partition: int,
-    entry: timers.Due,
+    entry: deadlines.Due,
     tick: Tick,
     redelivered: bool,
     policy: Policy,
@@ -274,7 +241,7 @@ def _fire(
     if state is None:
         return []
     if redelivered:
-        outputs = _reassert_timeout(state, entry.step, tick.now, policy)
+        outputs = reassert_timeout(state, entry.step, tick.now, policy)
         if outputs:
             _arm(stores, partition, outputs)
             _arm_submission(stores, partition, state)
@@ -285,80 +252,3 @@ def _fire(
         save(stores, entry.dispatch_uuid, state)
         _arm(stores, partition, outputs)
     return outputs
-
-
-def _reassert_timeout(
-    state: DispatchState, step: int, now: datetime, policy: Policy
-) -> list[Output]:
-    if step >= len(state.steps) or not state.steps[step].timed_out:
-        return []
-    deadline = state.steps[step].deadline_at
-    assert deadline is not None
-    timed_out = StepTimedOut(
-        event_id=deterministic_id(state.dispatch_uuid, step, "timed-out"),
-        dispatch_uuid=uuid_of(state.dispatch_uuid),
-        occurred_at=now,
-        step=step,
-        deadline_at=datetime.fromisoformat(deadline),
-        tick_at=now,
-    )
-    return [timed_out, *reassert_state(state, policy)]
-
-
-def reassert(state: DispatchState, event: LogEvent, policy: Policy) -> list[Output]:
-    """Outputs implied by the state for an event it already reflects."""
-    outputs: list[Output] = []
-    if isinstance(event, MessageStatusReceived) and status_key(event) in state.seen:
-        outputs.append(status_webhook(state, event))
-    if isinstance(event, MessageSendFailed) and event.step < len(state.steps):
-        failed = state.steps[event.step]
-        if failed.send_failed is not None:
-            outputs.append(send_failure_webhook(state, failed))
-    return outputs + reassert_state(state, policy)
-
-
-def reassert_state(state: DispatchState, policy: Policy) -> list[Output]:
-    """The current step's start (and timer), or the end of the dispatch."""
-    if state.finished:
-        return _reassert_finish(state)
-    current = state.current
-    if current is None:
-        return []
-    if current.submitted_at is None:
-        # Started, not yet submitted: the StepStarted again (it carries the
-        # guard deadline the state recorded, and re-files it), and the send
-        # command unless the step has an answer already.
-        started_at = datetime.fromisoformat(current.started_at or "")
-        guard = current.deadline_at
-        deadline = datetime.fromisoformat(guard) if guard else started_at + policy.final_step_limit
-        started, send = start_step(state, current.index, started_at, deadline)
-        unanswered = current.message_uuid is None and current.send_failed is None
-        return [started, send] if unanswered else [started]
-    if current.deadline_at is not None and state.is_last(current.index):
-        # A last step's limit is a decision (it depends on the configuration);
-        # a non-last step's expiry is re-filed from the state by the caller.
-        return [timer_event(state, current, policy)]
-    return []
-
-
-def _reassert_finish(state: DispatchState) -> list[Output]:
-    report = final_report(state)
-    step = state.outcome_step if state.outcome_step is not None else len(state.steps) - 1
-    decision: WorkflowCompleted | WorkflowFailed
-    if state.outcome == "completed":
-        decision = WorkflowCompleted(
-            event_id=deterministic_id(state.dispatch_uuid, step, "completed"),
-            dispatch_uuid=uuid_of(state.dispatch_uuid),
-            occurred_at=report.occurred_at,
-            step=step,
-            message_uuid=state.steps[step].message_uuid if step < len(state.steps) else None,
-        )
-    else:
-        decision = WorkflowFailed(
-            event_id=deterministic_id(state.dispatch_uuid, step, "failed"),
-            dispatch_uuid=uuid_of(state.dispatch_uuid),
-            occurred_at=report.occurred_at,
-            step=step,
-            reason=state.outcome_reason or "error",
-        )
-    return [decision, report]

@@ -1,4 +1,8 @@
-"""The deadline index: durable timers bucketed by (partition, epoch second).
+"""The deadline index's storage: durable timers bucketed by (partition, epoch second).
+
+What is armed, where it is filed and when it is due are the rules'
+(``services/failover/deadlines.py``); this module keeps the entries in the
+processor's tables.
 
 A tick reads only the buckets between the partition's cursor and the tick's
 second, never a scan over all pending timers. Pure functions over two
@@ -28,6 +32,8 @@ from datetime import datetime
 
 import orjson
 
+from services.failover.deadlines import Due, filing_second, is_due
+
 # How many recent ticks remember what they fired, so a tick redelivered after
 # a crash can re-assert those timeouts instead of firing nothing.
 REMEMBERED_TICKS = 16
@@ -48,13 +54,6 @@ class Cursor:
     last_tick_offset: int = -1
     # [tick offset, records] of the last ticks that fired something.
     fired_ticks: list[list[int]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Due:
-    dispatch_uuid: str
-    step: int
-    deadline_at: datetime
 
 
 def count_key(partition: int, second: int) -> str:
@@ -103,24 +102,21 @@ def schedule(
     dispatch_uuid: str,
     step: int,
     deadline: datetime,
-    deadline_iso: str | None = None,
 ) -> None:
     """File a deadline: a few small writes whatever the bucket holds
-    (``deadline_iso``: ``deadline.isoformat()``, when the caller has it).
+    (orjson writes the deadline as ``isoformat()`` text).
 
     Filing the same timer twice (a re-assertion) files two entries; the second
     to fire finds its step no longer waiting and is dropped.
     """
     cursor = load_cursor(cursors, partition)
-    second = math.floor(deadline.timestamp())
-    if cursor.last_tick_second is not None and second < cursor.last_tick_second:
-        second = cursor.last_tick_second
+    second = filing_second(deadline, cursor.last_tick_second)
     counter = count_key(partition, second)
     raw_count = buckets.get(counter)
     filed = int(raw_count) if raw_count is not None else 0
     key = chunk_key(partition, second, filed // CHUNK)
     raw_chunk = buckets.get(key)
-    entry = orjson.dumps([dispatch_uuid, step, deadline_iso or deadline.isoformat()])
+    entry = orjson.dumps([dispatch_uuid, step, deadline])
     # A chunk is a JSON array: the entry is appended to its bytes, not parsed
     # and re-encoded with the up to CHUNK entries already there.
     if raw_chunk is None or raw_chunk == b"[]":
@@ -170,7 +166,7 @@ def _drain_bucket(buckets: Store, partition: int, second: int, now: datetime) ->
         kept = []
         for entry in entries:
             parsed = _due(entry)
-            if parsed.deadline_at <= now:
+            if is_due(parsed, now):
                 due.append(parsed)
             else:
                 kept.append(entry)

@@ -25,8 +25,8 @@ from events.dispatch import (
     Usage,
     WorkflowRequested,
 )
+from services.failover.factories import command_id
 from services.kafka import KafkaSettings, make_producer
-from services.processor.decide import command_id
 from tests.conftest import kafka_env
 from tests.processes import Process, free_port
 

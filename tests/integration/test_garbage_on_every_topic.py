@@ -4,8 +4,9 @@ dead-letter topic with its reason and source.
 
 Written to each topic a consumer reads: random bytes, an unknown type, a
 schema version this code does not know, a 900 KB record, and, on
-``dispatch.events``, a well-formed request whose workflow makes the
-processor's rules raise once its first step is submitted.
+``dispatch.events``, a well-formed request whose workflow the processor's
+rules refuse once its first step is submitted (the step's failover does not
+validate).
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ async def _write_garbage(settings: KafkaSettings) -> None:
             for kind in ("random", "unknown type", "future version", "900 KB"):
                 key = str(uuid.uuid4()).encode()
                 await producer.send_and_wait(topic, _garbage(kind), key=key)
-        # Well-formed, but its rules raise: an expiry_time that is not a number.
+        # Well-formed, but the rules refuse it: an expiry_time that is not a number.
         poisoned = uuid.uuid4()
         bad_item = _sms("447700900001", {"expiry_time": "soon", "condition_status": "delivered"})
         request = WorkflowRequested(
@@ -144,7 +145,7 @@ async def test_garbage_on_every_topic_under_load_stops_nothing(
         until=lambda rs: (
             _sources(rs) >= EXPECTED
             and b"not folded into the view" in _reasons(rs)
-            and b"processing failed" in _reasons(rs)
+            and b"step 0 does not validate" in _reasons(rs)
         ),
         timeout=30,
     )
@@ -152,7 +153,8 @@ async def test_garbage_on_every_topic_under_load_stops_nothing(
     for record in parked:
         headers = dict(record.headers)
         assert headers["reason"] and headers["source"].count(b":") >= 2
-    assert b"processing failed" in _reasons(parked)  # the poisoned request's submission
+    # The poisoned request's submission, refused with the reason.
+    assert b"step 0 does not validate" in _reasons(parked)
     # The projector parks the same garbage it could not read: two copies of
     # each unreadable record of dispatch.events (processor and projector).
     events_sources = [

@@ -23,9 +23,10 @@ from events.dispatch import (
     Usage,
     WorkflowRequested,
 )
-from services.processor.decide import Output, Policy, command_id
+from services.failover.decide import Output, Policy
+from services.failover.factories import command_id
+from services.failover.state import DispatchState
 from services.processor.engine import Stores, load, process
-from services.processor.state import DispatchState
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from services.processor.payloads import seed_timestamp
+from services.failover.payloads import seed_timestamp
 
 
 def test_a_utc_time_is_written_with_milliseconds_and_z() -> None:

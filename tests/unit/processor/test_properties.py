@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from events.codec import encode
 from events.dispatch import StepStarted, UsageAmended
-from services.processor.decide import Output, Policy
-from services.processor.state import FAILED_STATUSES
+from services.failover.decide import Output, Policy
+from services.failover.workflow import FAILED_STATUSES
 from tests.unit.processor.harness import Harness
 
 LIMIT = timedelta(seconds=100)
@@ -108,7 +108,7 @@ def test_failover_invariants(steps: int, condition: str, actions: list[tuple[obj
     # Exactly one final report; its status follows the deciding step.
     [report] = h.final_reports(d)
     last = state.steps[-1]
-    met = state.condition_statuses(last.index)
+    met = state.workflow.condition_statuses(last.index)
     decisive = [s for s in last.statuses if s in met or s in FAILED_STATUSES]
     completed = (
         not last.timed_out and last.send_failed is None and bool(decisive) and decisive[0] in met

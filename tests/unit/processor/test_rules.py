@@ -6,7 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from events.dispatch import StepStarted, StepTimedOut, TimerScheduled, UsageAmended, WorkflowFailed
-from services.processor.decide import Policy
+from services.failover.decide import Policy
 from tests.unit.processor.harness import T0, Harness
 
 
@@ -102,7 +102,7 @@ def test_deadline_fails_over_never_early() -> None:
     h.submitted(d, 0)
     # The fold arms a non-last step's expiry from its submission: no decision event.
     assert not [o for o in h.outputs if isinstance(o, TimerScheduled)]
-    assert h.state(d).steps[0].deadline_at == (T0 + timedelta(seconds=15)).isoformat()
+    assert h.state(d).steps[0].deadline_at == T0 + timedelta(seconds=15)
     h.tick(14.999)  # same epoch second bucket as the deadline: still not due
     h.tick(0.0005)
     assert h.started_steps(d) == [0]

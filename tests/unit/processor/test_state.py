@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import orjson
 
-from services.processor.state import DispatchState, StepState, decode_state, encode_state
+from services.failover.state import DispatchState, StepState
+from services.failover.workflow import Workflow
+from services.processor.state_codec import decode_state, encode_state
+from tests.unit.processor.harness import workflow
 
 
 def a_state() -> DispatchState:
     return DispatchState(
         dispatch_uuid="d-1",
         application_id="app-1",
-        workflow=[{"to": {"type": "sms"}}, {"to": {"type": "whatsapp"}}],
+        workflow=Workflow(workflow(2)),
         steps=[StepState(index=0, channel="sms", command_id="c-0", statuses=["submitted"])],
         seen=["m-0|submitted|t|"],
         last_offset=41,

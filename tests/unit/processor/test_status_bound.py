@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from events.dispatch import MessageStatusReceived, Usage
-from services.processor.decide import Policy
+from services.failover.decide import Policy
 from services.processor.engine import process
 from tests.unit.processor.harness import Harness
 

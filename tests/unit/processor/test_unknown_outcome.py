@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from events.dispatch import MessageOutcomeUnknown, StepTimedOut
-from services.processor.decide import command_id
+from services.failover.factories import command_id
 from tests.unit.processor.harness import Harness
 
 
@@ -34,7 +34,7 @@ def test_an_unknown_outcome_waits_and_a_status_by_client_ref_completes_the_step(
     assert h.started_steps(dispatch) == [0]
     assert h.webhooks(dispatch, "status") == []
     # The deadline counts from the attempt, not from when the outcome was known.
-    assert state.steps[0].deadline_at == (h.now + timedelta(seconds=50)).isoformat()
+    assert state.steps[0].deadline_at == h.now + timedelta(seconds=50)
     h.status(dispatch, "msg-late", "delivered", step=0)
     assert h.state(dispatch).steps[0].message_uuid == "msg-late"
     (report,) = h.final_reports(dispatch)

@@ -21,7 +21,7 @@ from projections.console_schema import ensure_console_schema
 from projections.sqlite_store import SQLiteStore
 from projections.store import Batch, HistoryRow, ProjectionStore, open_store
 from services.console.store import open_console_store
-from services.processor.decide import Policy
+from services.failover.decide import Policy
 from services.processor.engine import Stores, process
 from tests.fixtures_events import T0, failover_history, rejected_history
 

@@ -3,14 +3,18 @@ history into any two batches and the result is the view of the whole."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Iterable
 
 from aiokafka import ConsumerRecord
 from hypothesis import given
 from hypothesis import strategies as st
 
 from events.codec import encode
-from projections.projector import decode_records, fold_records
+from projections.projector import decode_records, fold_records, project
+from projections.store import HistoryRow
+from projections.view import View, public
 from tests.fixtures_events import failover_history
 
 
@@ -56,3 +60,29 @@ def test_an_undecodable_record_is_skipped_but_read_past() -> None:
     batch = fold_records(decode_records([*records, garbage]), {})
     assert batch.positions == {2: 2}
     assert [h.offset for h in batch.history] == [0]
+
+
+class _StoreOfAnOlderProjector:
+    """Views as a projector wrote them before the view kept the rules' state."""
+
+    def __init__(self, views: dict[str, View], history: list[HistoryRow]) -> None:
+        self._views = views
+        self._history = history
+
+    async def views(self, uuids: Iterable[str]) -> dict[str, View]:
+        return {u: dict(self._views[u]) for u in uuids if u in self._views}
+
+    async def history(self, dispatch_uuid: str) -> list[HistoryRow]:
+        return [row for row in self._history if row.dispatch_uuid == dispatch_uuid]
+
+
+def test_a_view_written_by_an_older_projector_is_folded_again_from_its_history() -> None:
+    dispatch = uuid.uuid4()
+    records = _records(failover_history(dispatch))
+    whole = fold_records(decode_records(records), {})
+    split = 5
+    first = fold_records(decode_records(records[:split]), {})
+    older = {u: public(v) for u, v in first.views.items()}  # no rules' state in it
+    store = _StoreOfAnOlderProjector(older, first.history)
+    second = asyncio.run(project(store, records[split:]))  # type: ignore[arg-type]
+    assert second.views == whole.views

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from events.dispatch import MessageStatusReceived
-from services.processor.state import DispatchState, StepState
+from services.failover.state import DispatchState, Outcome, StepState
 
 
 def seed_timestamp(moment: datetime) -> str:
@@ -48,16 +48,17 @@ def message_id_of(step: StepState) -> str:
 
 
 def send_failure_payload(state: DispatchState, step: StepState) -> dict[str, Any]:
-    item = state.workflow[step.index]
-    failure = step.send_failed or {}
-    error: dict[str, Any] = {"reason": failure.get("reason", "send failed")}
-    if failure.get("code") is not None:
-        error = {"code": failure["code"], **error}
+    failure = step.send_failed
+    assert failure is not None
+    item = state.workflow.as_sent[step.index]
+    error: dict[str, Any] = {"reason": failure.reason}
+    if failure.code is not None:
+        error = {"code": failure.code, **error}
     return {
         "message_uuid": message_id_of(step),
         "to": item.get("to", {}),
         "from": item.get("from", {}),
-        "timestamp": seed_timestamp(datetime.fromisoformat(str(failure["at"]))),
+        "timestamp": seed_timestamp(failure.at),
         "status": "rejected",
         "error": error,
         "dispatch_uuid": state.dispatch_uuid,
@@ -65,24 +66,30 @@ def send_failure_payload(state: DispatchState, step: StepState) -> dict[str, Any
     }
 
 
-def _message_link(state: DispatchState, step: StepState) -> dict[str, Any] | None:
+def message_status(step: StepState) -> str | None:
+    """What a step's message came to, as the final report and the view show it
+    (None: the step never reached the provider)."""
     if step.message_uuid is None and step.send_failed is None:
+        return None
+    if step.statuses:
+        return step.statuses[-1]
+    return "rejected" if step.send_failed is not None else "submitted"
+
+
+def _message_link(state: DispatchState, step: StepState) -> dict[str, Any] | None:
+    status = message_status(step)
+    if status is None:
         return None  # started but never reached the provider: nothing to link
     message_id = message_id_of(step)
     link: dict[str, Any] = {"message_uuid": message_id, "href": message_id, "channel": step.channel}
     usage = state.usage.get(message_id)
     if usage is not None:
         link["usage"] = {"currency": usage["currency"], "price": usage["price"]}
-    if step.statuses:
-        link["status"] = step.statuses[-1]
-    elif step.send_failed is not None:
-        link["status"] = "rejected"
-    else:
-        link["status"] = "submitted"
+    link["status"] = status
     return link
 
 
-def final_report_payload(state: DispatchState, outcome: str, at: datetime) -> dict[str, Any]:
+def final_report_payload(state: DispatchState, outcome: Outcome, at: datetime) -> dict[str, Any]:
     links = [link for step in state.steps if (link := _message_link(state, step)) is not None]
     return {
         "dispatch_uuid": state.dispatch_uuid,
