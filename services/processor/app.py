@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import os
 import time
 import weakref
@@ -46,8 +47,8 @@ from events.commands import DeliverWebhook, SendMessage
 from events.dispatch import Tick
 from services.kafka import track_topics
 from services.kafka_security import faust_credentials
-from services.processor import metrics
-from services.processor.changelog import TableWriter, table_reader
+from services.processor import metrics, timers
+from services.processor.changelog import TableWriter, table_keys, table_reader
 from services.processor.config import TABLES, ProcessorConfig
 from services.processor.engine import Result, Stores, process
 from services.processor.handover import hand_over_cleanly
@@ -60,6 +61,8 @@ from services.processor.intake import (
     shorten_fetch_wait,
 )
 from services.processor.outbox import Outbox
+from services.processor.runtime.batches import take_batches
+from services.processor.tick_schedule import TickSchedule
 from services.processor.writeback import WriteBack
 
 log = logging.getLogger("dispatch.processor")
@@ -215,6 +218,8 @@ def build_app(config: ProcessorConfig) -> faust.App:
 
     # Events folded per type in the current batch, for the metric.
     processed: dict[str, int] = {}
+    # The seconds each folded partition has deadlines filed in: what the ticker ticks.
+    tick_schedule = TickSchedule()
 
     async def fold_record(value: bytes, partition: int, offset: int, active: bool) -> None:
         try:
@@ -239,7 +244,10 @@ def build_app(config: ProcessorConfig) -> faust.App:
         for reason, entry in result.failed_entries:
             log.error("timer entry %s failed at %s@%d: %s", entry, partition, offset, reason)
             await dead_letter(entry, reason, partition, offset)
-        if result.fired and isinstance(decoded, Tick):
+        if isinstance(decoded, Tick):
+            # What the tick drained leaves the schedule (the cursor's lower bound).
+            cursor = timers.load_cursor(stores.cursors, partition)
+            tick_schedule.passed(partition, cursor.next_second)
             wall = time.time()
             for deadline in result.fired:
                 metrics.TIMER_LATENESS.observe((decoded.now - deadline).total_seconds())
@@ -262,6 +270,18 @@ def build_app(config: ProcessorConfig) -> faust.App:
         # again in the same generation. Folded once (a batch either completes,
         # outputs and table writes in Kafka, or the process exits).
         seen = folded_up_to.get(partition, -1)
+        if active and not tick_schedule.known(partition):
+            # First fold of the partition in this generation: its index as
+            # stored (the caches hold no writes between batches).
+            seconds = (timers.filed_second(key) for key in table_keys(tables[0], partition))
+            filed = [s for s in seconds if s is not None]
+            tick_schedule.learn(partition, filed)
+            log.info(
+                "partition %d: deadlines filed in %d seconds from %s",
+                partition,
+                len(filed),
+                min(filed, default=None),
+            )
         with current(event):
             for record in fetched.records:
                 if record.offset > seen:
@@ -279,8 +299,14 @@ def build_app(config: ProcessorConfig) -> faust.App:
         by_partition = {event.message.partition: event for event in batch}
         for cache, writer in zip(caches, writers, strict=True):
             for partition in cache.partitions():
+                changes = cache.take(partition)
+                if cache is caches[0]:  # the deadline index: new seconds to tick at
+                    for key, value in changes:
+                        second = timers.filed_second(key) if value is not None else None
+                        if second is not None:
+                            tick_schedule.filed(partition, second)
                 with current(by_partition[partition]):
-                    await writer.write(partition, cache.take(partition))
+                    await writer.write(partition, changes)
 
     async def track_written_topics() -> None:
         # Outputs are handed to the producer before the batch's changelog
@@ -302,11 +328,12 @@ def build_app(config: ProcessorConfig) -> faust.App:
     async def fold(stream: Any) -> None:
         tracking = False
         generation = None
-        async for batch in stream.take_events(BATCH_MAX_FETCHES, within=BATCH_WITHIN_S):
+        async for batch in take_batches(stream, BATCH_MAX_FETCHES, within=BATCH_WITHIN_S):
             if app.consumer_generation_id != generation:
                 # A rebalance: a partition may have had another owner, or been
                 # restored, since the caches kept what this worker wrote.
                 generation = app.consumer_generation_id
+                tick_schedule.generation(generation)
                 for cache in caches:
                     cache.forget()
                 folded_up_to.clear()
@@ -363,11 +390,17 @@ def build_app(config: ProcessorConfig) -> faust.App:
             logging.shutdown()
             os._exit(75)
 
-    @app.timer(interval=config.tick_interval_s, on_leader=True)
+    @app.timer(interval=config.tick_interval_s)
     async def ticker() -> None:
-        # Time enters the log as events, so replaying the log replays every timeout.
+        # Time enters the log as events, so replaying the log replays every
+        # timeout. Each worker ticks the partitions it folds, when one of
+        # their deadlines has come (see ``tick_schedule.py``).
+        tick_schedule.generation(app.consumer_generation_id)
+        folded = [
+            tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.events
+        ]
         now = utcnow()
-        for partition in range(kafka.partitions):
+        for partition in tick_schedule.due(folded, math.floor(now.timestamp())):
             tick = Tick(partition=partition, now=now)
             await events.send(key=None, value=encode(tick), partition=partition)
 

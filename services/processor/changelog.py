@@ -20,7 +20,7 @@ current one: the agent writes one partition at a time that way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 import rocksdict
@@ -77,6 +77,18 @@ def table_reader(table: Any) -> Reader:
         return None if raw is None else decode_value(raw)
 
     return read
+
+
+def table_keys(table: Any, partition: int) -> Iterator[str]:
+    """Every key the table holds for ``partition`` (a scan of its store: for
+    the rare reader that must see all of them)."""
+    store = table.data
+    if not _rocksdict_store(store):
+        # ``memory://``: one dict for every partition, keyed "<partition>:...".
+        prefix = f"{partition}:"
+        return (key for key in list(store.data) if key.startswith(prefix))
+    database = store._db_for_partition(partition)
+    return (store._decode_key(key) for key in database.keys())  # noqa: SIM118 (no __iter__)
 
 
 class TableWriter:
