@@ -88,7 +88,10 @@ def table_keys(table: Any, partition: int) -> Iterator[str]:
         prefix = f"{partition}:"
         return (key for key in list(store.data) if key.startswith(prefix))
     database = store._db_for_partition(partition)
-    return (store._decode_key(key) for key in database.keys())  # noqa: SIM118 (no __iter__)
+    # The database also holds faust's own keys (the changelog offset it
+    # persists), which are not JSON strings: only the table's keys are.
+    keys = database.keys()
+    return (store._decode_key(key) for key in keys if key[:1] == b'"')
 
 
 class TableWriter:
