@@ -1,8 +1,9 @@
 """The faust edge of the processor: decode, hand to the engine, produce.
 
 One agent (``concurrency=1``: higher concurrency can commit past an event still
-in flight, faust-streaming #606) folds ``dispatch.events`` in batches; a
-leader-only timer appends a ``Tick`` to every partition of it.
+in flight, faust-streaming #606) folds ``dispatch.events`` in batches; a timer
+on every worker appends a ``Tick`` to each partition it folds that has a
+deadline due (``tick_schedule.py``).
 
 faust hands the agent one event per fetch and partition, holding that
 fetch's records (``intake.py``), and the agent takes up to
