@@ -11,7 +11,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
-from services.processor.outbox import Outbox
+from services.processor.runtime.outbox import Outbox
 
 
 class FakeProducer:

@@ -57,3 +57,72 @@ def test_every_consumer_of_a_process_gets_the_idle_fetch_wait() -> None:
     import services.kafka  # noqa: F401  (installs it)
 
     assert Fetcher._get_actions_per_node is fetch_wait._actions_with_idle_wait
+
+
+def attributes_set_in_init(cls: type) -> str:
+    return inspect.getsource(cls.__init__)
+
+
+def test_consumer_internals_intake_and_handover_use() -> None:
+    from faust.transport import consumer as faust_consumer
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+    from faust.types.tuples import ack_lock
+
+    from services.processor.runtime import handover, intake
+
+    consumer = faust_consumer.Consumer
+    init = attributes_set_in_init(consumer)
+    for name in ("_read_offset", "_committed_offset", "_acked", "_acked_index", "_gap"):
+        assert f"self.{name}" in init, name
+    assert "self._n_acked" in inspect.getsource(consumer)
+    # The originals the runtime wraps, as it found them at import.
+    assert callable(intake._getmany) and callable(intake._create_worker_consumer)
+    assert callable(handover._on_partitions_revoked) and callable(handover._on_partitions_assigned)
+    assert "_getmany" in vars(faust_aiokafka.Consumer) or hasattr(
+        faust_aiokafka.Consumer, "_getmany"
+    )
+    assert hasattr(faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer")
+    assert list(inspect.signature(intake._getmany).parameters) == [
+        "self",
+        "active_partitions",
+        "timeout",
+    ]
+    assert "self._fetch_max_wait_ms = fetch_max_wait_ms" in inspect.getsource(Fetcher.__init__)
+    assert ack_lock is not None
+    assert hasattr(faust.Topic, "_compile_decode")
+
+
+def test_store_internals_the_changelog_writer_uses() -> None:
+    from faust.stores import base
+    from faust.stores.rocksdb import Store as RocksDBStore
+
+    for name in ("_encode_key", "_decode_key", "_encode_value", "_decode_value"):
+        assert callable(getattr(base.Store, name)), name
+    for name in ("_db_for_partition", "set_persisted_offset"):
+        assert callable(getattr(RocksDBStore, name)), name
+    assert "self.use_rocksdict" in inspect.getsource(RocksDBStore.__init__)
+
+
+def test_app_internals_the_context_uses() -> None:
+    from faust.streams import _current_event
+
+    assert _current_event.name  # a ContextVar faust's tables read
+    assert "_current_event.get(None)" in inspect.getsource(faust.streams)
+    assert hasattr(faust.App, "consumer_generation_id")
+    from faust.transport.producer import Producer
+
+    assert hasattr(Producer, "_ensure_producer") or any(
+        hasattr(cls, "_ensure_producer") for cls in Producer.__subclasses__()
+    )
+    from faust.tables.recovery import Recovery
+
+    source = inspect.getsource(Recovery)
+    for name in ("in_recovery", "_recovery_started_at", "_active_events_received_at"):
+        assert name in source, name
+
+
+def test_producer_internals_the_rebuilding_producer_uses() -> None:
+    from aiokafka import AIOKafkaProducer
+
+    init = attributes_set_in_init(AIOKafkaProducer)
+    assert "self._closed" in init and "self._sender" in init

@@ -21,6 +21,10 @@ under load (`tests/integration/test_scale_out.py`):
    again (seen: 25 s of a partition's events). So an assignment starts from
    empty bookkeeping: faust seeks every assigned partition to its committed
    offset at that point anyway, and acknowledges what it reads from there.
+
+faust internals touched (pinned by ``tests/unit/processor/test_runtime_contract.py``):
+``Consumer.on_partitions_revoked``, ``Consumer.on_partitions_assigned``,
+``Consumer._gap``, ``Consumer._acked``, ``Consumer._acked_index``.
 """
 
 from __future__ import annotations

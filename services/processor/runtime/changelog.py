@@ -16,6 +16,13 @@ Reads and writes go to the partition's RocksDB directly (``table_reader``,
 cost of a context lookup and a key-index update per key. ``memory://`` (unit
 tests) goes through faust's table, which needs the partition's event as the
 current one: the agent writes one partition at a time that way.
+
+faust internals touched (pinned by ``tests/unit/processor/test_runtime_contract.py``
+and ``test_changelog.py``): ``rocksdb.Store.use_rocksdict``,
+``Store._db_for_partition``, ``Store._encode_key``, ``Store._decode_key``,
+``Store._encode_value``, ``Store._decode_value``, ``Store.set_persisted_offset``,
+``Store.key_serializer``, ``Store.value_serializer``, the memory store's
+``Store.data``; ``Table.changelog_topic``.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import rocksdict
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 
-from services.processor.outbox import Outbox
+from services.processor.runtime.outbox import Outbox
 from services.processor.writeback import Reader
 
 

@@ -12,6 +12,11 @@ a partition. A builder goes to the producer when it is full and, for the
 rest, when the agent calls :meth:`Outbox.send_all` at the end of its batch,
 before the batch's table writes and so before faust can acknowledge (and
 commit) any of its events.
+
+aiokafka used through its public producer API only (``create_batch``,
+``send_batch``, ``partitions_for``), plus ``aiokafka.partitioner.murmur2``
+to place keyed records as its ``DefaultPartitioner`` does (pinned by
+``tests/unit/processor/test_runtime_contract.py``).
 """
 
 from __future__ import annotations
