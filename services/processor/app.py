@@ -40,6 +40,7 @@ from services.processor.folding import Fold
 from services.processor.runtime import context
 from services.processor.runtime.batches import take_batches
 from services.processor.runtime.faust_app import events_topic, make_app, make_tables
+from services.processor.runtime.handover import never_commit_past_a_lost_output
 from services.processor.runtime.intake import acknowledge_fetched
 from services.processor.runtime.watchdog import recovery_silence, watch_recovery
 
@@ -128,6 +129,7 @@ def build_app(config: ProcessorConfig) -> faust.App:
                 key=None, value=encode(Tick(partition=partition, now=now)), partition=partition
             )
 
+    never_commit_past_a_lost_output(fold.outputs_lost)
     watch_recovery(app, config.recovery_stall_s)
     del folder, ticker
     return app

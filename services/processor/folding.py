@@ -88,6 +88,10 @@ class Fold:
         self._outbox = Outbox(producer, self._on_lost_output)
         self._writers = [TableWriter(t, self._outbox) for t in self._tables]
 
+    def outputs_lost(self) -> BaseException | None:
+        """Why an output handed to the producer was not delivered, if one was not."""
+        return self._outbox.lost() if self._outbox is not None else None
+
     def new_generation(self, generation: int) -> None:
         """A rebalance: a partition may have had another owner, or been
         restored, since the caches kept what this worker wrote."""

@@ -78,6 +78,14 @@ def test_consumer_internals_intake_and_handover_use() -> None:
     # The originals the runtime wraps, as it found them at import.
     assert callable(intake._getmany) and callable(intake._create_worker_consumer)
     assert callable(handover._on_partitions_revoked) and callable(handover._on_partitions_assigned)
+    # The commit guard wraps the step that flushes the producer, then commits.
+    assert list(inspect.signature(handover._commit_offsets).parameters) == [
+        "self",
+        "offsets",
+        "start_new_transaction",
+    ]
+    commit_source = inspect.getsource(handover._commit_offsets)
+    assert commit_source.index("producer.flush()") < commit_source.index("self._commit(")
     assert "_getmany" in vars(faust_aiokafka.Consumer) or hasattr(
         faust_aiokafka.Consumer, "_getmany"
     )
