@@ -76,6 +76,7 @@ async def run_pipeline(
     wait_each: bool = False,
     idle_s: float = 10,
     counts_dir: Path | None = None,
+    rate: float | None = None,
 ) -> RunFigures:
     app = stack.create_app("bench")
     receiver = stack.receiver
@@ -129,7 +130,9 @@ async def run_pipeline(
             await wait_for_finals(stack, [dispatch_uuid], timeout=60)
 
         started = time.time()
-        await post_all(submit, count, concurrency, posted_at, wait_final if wait_each else None)
+        await post_all(
+            submit, count, concurrency, posted_at, wait_final if wait_each else None, rate
+        )
         await wait_all_finals(receiver, posted_at, final_at, timeout=300)
         finished = max(final_at.get(u, time.time()) for u in posted_at)
         cpu_after = {name: cpu_seconds(pid) for name, pid in pids.items()}
@@ -254,6 +257,9 @@ async def main() -> None:
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument(
+        "--rate", type=float, default=None, help="dispatches posted a second (default: all at once)"
+    )
+    parser.add_argument(
         "--wait-each",
         action="store_true",
         help="each poster waits for its dispatch's final report before the next POST",
@@ -295,10 +301,12 @@ async def main() -> None:
             instances=args.instances,
             store_url=args.store_url,
             count_kafka=not args.no_kafka_counts,
+            rate=args.rate,
         )
 
     print(
         f"\nend to end: {args.count} single-SMS dispatches, {args.concurrency} posters, "
+        f"{f'{args.rate:g} posted a second, ' if args.rate else ''}"
         f"simulator speed {args.speed}, {args.instances} instance(s) of each process, "
         f"store {'PostgreSQL' if args.store_url else 'SQLite'}"
     )
@@ -335,6 +343,7 @@ async def run_dispatch(
     instances: int = 1,
     store_url: str | None = None,
     count_kafka: bool = True,
+    rate: float | None = None,
 ) -> RunFigures:
     """The whole product on a fresh topic prefix, timed over ``count``
     dispatches; with ``count_kafka``, every Kafka record and request counted
@@ -358,7 +367,9 @@ async def run_dispatch(
             stack.extra_env.update(counting_env(counts_dir))
         try:
             await asyncio.to_thread(stack.start_all)
-            return await run_pipeline(stack, count, concurrency, wait_each, idle_s, counts_dir)
+            return await run_pipeline(
+                stack, count, concurrency, wait_each, idle_s, counts_dir, rate
+            )
         finally:
             await asyncio.to_thread(stack.stop_all)
 

@@ -11,7 +11,7 @@ worker (the processor's settings) whose agent counts what reaches it:
 - ``deliver``: a plain faust topic, every event reaches the agent;
 - ``skip``: marked events are dropped while faust decodes them, one by one
   (how the previous revision of the processor did it);
-- ``gather``: the processor's intake (``services/processor/intake.py``): a
+- ``gather``: the processor's intake (``services/processor/runtime/intake.py``): a
   fetch's records of the partition reach the agent as one faust message,
   marked ones left out by their header.
 
@@ -41,7 +41,7 @@ from services.kafka import (
     KafkaSettings,
     make_producer,
 )
-from services.processor.intake import (
+from services.processor.runtime.intake import (
     ORIGIN_HEADER,
     EventsTopic,
     FetchedRecords,

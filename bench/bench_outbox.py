@@ -1,5 +1,5 @@
 """CPU per record: aiokafka's ``send`` against the processor's outbox
-(``services/processor/outbox.py``, record batches per topic partition).
+(``services/processor/runtime/outbox.py``, record batches per topic partition).
 
     KAFKA_BOOTSTRAP=127.0.0.1:9092 .venv/bin/python bench/bench_outbox.py [--records 20000]
 
@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from services.processor.intake import ORIGIN_HEADER
-from services.processor.outbox import Outbox
+from services.processor.runtime.intake import ORIGIN_HEADER
+from services.processor.runtime.outbox import Outbox
 
 VALUE = b"x" * 600
 

@@ -96,18 +96,25 @@ async def post_all(
     concurrency: int,
     posted_at: dict[str, float],
     wait_final: Callable[[str], Awaitable[None]] | None = None,
+    rate: float | None = None,
 ) -> None:
     """``count`` dispatches from ``concurrency`` posters; the time each was
     sent goes into ``posted_at``. With ``wait_final``, a poster waits for the
     final report of its dispatch before sending the next (latency without a
-    queue)."""
+    queue). With ``rate``, the posts are paced at that many a second (a fixed
+    offered load, so that runs compare at the same load) instead of as fast as
+    the system takes them."""
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(count):
         queue.put_nowait(i)
+    next_slot = [time.monotonic()]
 
     async def poster() -> None:
         while not queue.empty():
             i = queue.get_nowait()
+            if rate:
+                slot, next_slot[0] = next_slot[0], next_slot[0] + 1 / rate
+                await asyncio.sleep(max(0.0, slot - time.monotonic()))
             sent = time.time()
             dispatch_id = await submit(i)
             if dispatch_id is None:

@@ -19,7 +19,7 @@ import faust
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.processor.intake import shorten_fetch_wait
+from services.processor.runtime.intake import shorten_fetch_wait
 
 
 def processor_like_app(app_id: str, partitions: int = 1) -> faust.App:

@@ -24,7 +24,6 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 import orjson  # noqa: E402
-from services.inbound.signature import InvalidSignature, verify  # noqa: E402
 from temporalio import activity  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.exceptions import ApplicationError  # noqa: E402
@@ -32,6 +31,8 @@ from temporalio.service import RPCError  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from bench.peer_temporal_workflow import TASK_QUEUE, FailoverWorkflow  # noqa: E402
+from services.inbound.routes import CLOCK_SKEW_S, DEFAULT_MAX_AGE_S  # noqa: E402
+from services.payload_signature import InvalidPayloadSignature, verify  # noqa: E402
 from services.webhooks.signing import sign  # noqa: E402
 
 
@@ -107,8 +108,15 @@ def run_signals(args: argparse.Namespace) -> None:
     async def status(request: Request) -> Response:
         body = await request.body()
         try:
-            verify(request.headers.get("authorization"), body, args.callback_secret)
-        except InvalidSignature:
+            # The gateway's own bounds for a provider's callback (services/inbound).
+            verify(
+                request.headers.get("authorization"),
+                body,
+                args.callback_secret,
+                max_age_s=DEFAULT_MAX_AGE_S,
+                future_skew_s=CLOCK_SKEW_S,
+            )
+        except InvalidPayloadSignature:
             return Response(status_code=401)
         callback = orjson.loads(body)
         dispatch_uuid, _, step = str(callback.get("client_ref", "")).rpartition(":")

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from services import fetch_wait
 from services.kafka_security import client_options
 from services.settings import KafkaSettings
 
@@ -22,6 +23,9 @@ from services.settings import KafkaSettings
 # meanwhile, on any partition. The wait bounds that stall; a fetch that finds
 # data returns at once. An idle consumer asks 1 / 50 ms = 20 times a second.
 FETCH_MAX_WAIT_MS = 50
+# ... while busy: a fetch that leaves no partition out waits longer (idle
+# consumers ask twice a second, not twenty times), see ``fetch_wait``.
+fetch_wait.install()
 
 __all__ = ["KafkaSettings"]  # where every process has always imported it from
 

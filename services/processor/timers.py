@@ -60,6 +60,12 @@ def count_key(partition: int, second: int) -> str:
     return f"{partition}:{second}"
 
 
+def filed_second(key: str) -> int | None:
+    """The second of a ``count_key`` (None for any other key of ``buckets``)."""
+    parts = key.split(":")
+    return int(parts[1]) if len(parts) == 2 else None
+
+
 def chunk_key(partition: int, second: int, chunk: int) -> str:
     return f"{partition}:{second}:{chunk}"
 

@@ -17,27 +17,24 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from events.applications import ApplicationRegistered
-from events.codec import UndecodableMessage, decode_webhook, encode, to_json
+from events.codec import UndecodableMessage, decode_webhook
 from services.applications.registry import ApplicationRegistry
 from services.dead_letters import DeadLetters
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
 from services.kafka_security import client_options
 from services.producer import RebuildingProducer, until_written
-from services.webhooks import signing
+from services.webhooks.attempts import Attempts
 from services.webhooks.config import WebhookSettings
 from services.webhooks.endpoints import Endpoints
 from services.webhooks.finished import FinishedWebhooks
 from services.webhooks.ordering import OrderGate
-from services.webhooks.outcomes import outcome_event
-from services.webhooks.policy import AttemptResult, Verdict, decide
-from services.webhooks.safety import DestinationGuard, UnsafeDestination, check_url, endpoint_of
+from services.webhooks.safety import DestinationGuard
 from services.webhooks.state import DeliveryState, at, encode_state, latest_states, state_topic
 from services.webhooks.transport import Transport
 
@@ -46,7 +43,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 
-class Deliverer:
+class Deliverer(Attempts):
     def __init__(
         self,
         settings: KafkaSettings,
@@ -262,146 +259,6 @@ class Deliverer:
             delay = min(self._heap[0][0] - now, 1.0) if self._heap else 1.0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(delay, 0.001))
-
-    def _dispatch(self, state: DeliveryState) -> None:
-        app = self._registry.get(state.command.application_id)
-        if app is None:
-            # The registry may lag behind the processor by a moment: retry on
-            # the normal schedule rather than drop the webhook.
-            missing = f"application {state.command.application_id!r} is not registered"
-            result = AttemptResult(None, error=missing)
-            self._run_now(lambda: self._conclude(state, result, self._clock()))
-            return
-        url = app.status_url if state.command.kind == "status" else app.final_report_url
-        try:
-            check_url(url)
-        except UnsafeDestination as exc:
-            refusal = str(exc)
-            self._run_now(lambda: self._conclude(state, None, self._clock(), refusal=refusal))
-            return
-        self._endpoints.submit(endpoint_of(url), lambda: self._attempt(state, app, url))
-
-    def _run_now(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Record an outcome in the background: the endpoint's slot is for the
-        HTTP request only, not for the Kafka writes that follow it."""
-        task = asyncio.create_task(job())
-        self._recording.add(task)
-        task.add_done_callback(self._recorded)
-
-    def _recorded(self, task: asyncio.Task[None]) -> None:
-        self._recording.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("recording a webhook outcome crashed", exc_info=task.exception())
-
-    # -- one attempt --------------------------------------------------------------------
-    async def _attempt(self, state: DeliveryState, app: ApplicationRegistered, url: str) -> None:
-        started = self._clock()
-        try:
-            await self._guard.check(url)
-        except UnsafeDestination as exc:
-            refusal = str(exc)
-            self._run_now(lambda: self._conclude(state, None, started, refusal=refusal))
-            return
-        except ConnectionError as exc:
-            failure = AttemptResult(None, error=str(exc))
-            self._run_now(lambda: self._conclude(state, failure, started))
-            return
-        body = to_json(state.command.payload)
-        headers = signing.headers(
-            body,
-            secret=app.signature_secret,
-            application_id=app.application_id,
-            webhook_id=state.webhook_id,
-            attempt=state.attempts + 1,
-            now=started,
-        )
-        result = await self._transport.post(url, body, headers, now=started)
-        self._run_now(lambda: self._conclude(state, result, started))
-
-    async def _conclude(
-        self,
-        state: DeliveryState,
-        result: AttemptResult | None,
-        started: float,
-        *,
-        refusal: str | None = None,
-    ) -> None:
-        attempts = state.attempts + 1
-        first = state.first_attempt_at.timestamp() if state.first_attempt_at else started
-        now = self._clock()
-        if refusal is not None or result is None:
-            verdict = Verdict("abandon", f"refused: {refusal}")
-        else:
-            verdict = decide(
-                self._config.retry, result, attempts=attempts, first_attempt_at=first, now=now
-            )
-        http_status = result.http_status if result is not None else None
-        phase = {"delivered": "delivered", "abandon": "abandoned", "retry": "pending"}[verdict.kind]
-        updated = state.model_copy(
-            update={
-                "phase": phase,
-                "attempts": attempts,
-                "first_attempt_at": at(first),
-                "next_attempt_at": at(verdict.next_attempt_at or now),
-                "last_result": verdict.reason,
-                "updated_at": at(now),
-            }
-        )
-        try:
-            # The attempt happened: what is left is to record it. Kafka away
-            # (a broker restart) is waited out here, not answered by sending
-            # the webhook again: that would post it to the receiver once per
-            # failed write for as long as the outage lasts.
-            recorded = await until_written(
-                lambda: self._record_outcome(updated, verdict, http_status, started),
-                what=f"the outcome of webhook {state.webhook_id}",
-                stop=self._stopping,
-            )
-        except Exception:
-            log.exception("could not record the outcome of webhook %s", state.webhook_id)
-            recorded = False
-        if not recorded:
-            # Stopping, or a bug: the attempt is made again later (at least
-            # once; receivers dedupe on the webhook id).
-            updated = state.model_copy(
-                update={"next_attempt_at": at(self._clock() + self._config.retry.initial_s)}
-            )
-            verdict = Verdict("retry", "outcome not recorded")
-        self._queued.discard(state.webhook_id)
-        owned = state.source_partition in self._owned
-        if verdict.kind == "retry":
-            if owned:
-                self._pending[state.webhook_id] = updated
-                self._schedule(updated)
-        else:
-            self._pending.pop(state.webhook_id, None)
-            if owned:
-                self._finished.add(state.source_partition, state.webhook_id, state.round, now)
-        for final in self._gate.attempted(state):
-            if final.webhook_id in self._pending:
-                self._schedule(self._pending[final.webhook_id])
-        log.info(
-            "webhook %s (%s, attempt %d): %s",
-            state.webhook_id,
-            state.command.kind,
-            attempts,
-            verdict.kind if verdict.kind != "retry" else f"retry at {updated.next_attempt_at}",
-        )
-
-    async def _record_outcome(
-        self, state: DeliveryState, verdict: Verdict, http_status: int | None, started: float
-    ) -> None:
-        event = outcome_event(state, verdict, http_status, started)
-        if event is not None:
-            await self._producer.send_and_wait(
-                self._settings.topics.events,
-                encode(event),
-                key=str(state.command.dispatch_uuid).encode(),
-            )
-        # A partition that moved to another deliverer is its business now: a
-        # stale state record here could overwrite its newer one.
-        if state.source_partition in self._owned:
-            await self._record_states([state])
 
 
 class _Rebalance(ConsumerRebalanceListener):

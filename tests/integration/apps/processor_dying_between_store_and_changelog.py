@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from services.processor import outbox
 from services.processor.main import main
+from services.processor.runtime import outbox
 
 _add = outbox.Outbox.add
 

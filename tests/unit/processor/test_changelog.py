@@ -15,9 +15,9 @@ from faust.streams import _current_event
 from faust.types import TP
 
 from services.processor.app import build_app
-from services.processor.changelog import TableWriter, key_encoder, table_reader, value_codec
 from services.processor.config import ProcessorConfig
-from services.processor.outbox import Outbox
+from services.processor.runtime.changelog import TableWriter, key_encoder, table_reader, value_codec
+from services.processor.runtime.outbox import Outbox
 from tests.unit.processor.test_outbox import FakeProducer
 
 PARTITION = 2

@@ -11,10 +11,10 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 
-from services.processor import intake
 from services.processor.app import build_app
 from services.processor.config import ProcessorConfig
-from services.processor.intake import (
+from services.processor.runtime import intake
+from services.processor.runtime.intake import (
     ORIGIN_HEADER,
     EventsTopic,
     FetchedRecords,

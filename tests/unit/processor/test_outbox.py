@@ -11,7 +11,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
-from services.processor.outbox import Outbox
+from services.processor.runtime.outbox import Outbox
 
 
 class FakeProducer:
@@ -92,3 +92,44 @@ async def test_a_watched_topic_reports_each_batch_s_last_offset_once_written() -
     assert len(written) == len(batches) > 2
     for partition in (0, 1):
         assert max(o for p, o in written if p == partition) == 14  # 15 records each
+
+
+class AnsweringLater(FakeProducer):
+    """Hands back each batch's future unanswered, for the test to answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.futures: list[asyncio.Future[Any]] = []
+
+    async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.futures.append(future)
+        self.sent.append((topic, partition, []))
+        return future
+
+
+async def test_a_batch_that_failed_is_known_lost_before_its_callbacks_run() -> None:
+    # What the commit guard asks right after the producer's flush: the batch's
+    # callbacks (the one that exits included) have not run yet at that point.
+    producer = AnsweringLater()
+    outbox = Outbox(producer, lambda _: None)
+    await outbox.add("t.events", b"k", b"decided", 0)
+    await outbox.add("t.send", b"k", b"send it", 0)
+    await outbox.send_all()
+    assert outbox.lost() is None  # nothing answered yet
+    delivered, failed = producer.futures
+    delivered.set_result(SimpleNamespace(offset=0))
+    failed.set_exception(OSError("the broker went away"))
+    lost = outbox.lost()  # no loop turn in between
+    assert isinstance(lost, OSError)
+
+
+async def test_delivered_batches_are_not_kept() -> None:
+    producer = FakeProducer()
+    outbox = Outbox(producer, lambda _: None)
+    for n in range(10):
+        await outbox.add("t.events", b"k", f"{n}".encode(), n % 4)
+    await outbox.send_all()
+    await asyncio.sleep(0)  # the done callbacks
+    assert outbox.lost() is None
+    assert not outbox._in_flight

@@ -19,10 +19,10 @@ from faust.types import TP
 from events.commands import SendMessage
 from services.processor import timers
 from services.processor.app import build_app
-from services.processor.changelog import TableWriter, table_reader
 from services.processor.config import TABLES, ProcessorConfig
 from services.processor.engine import Stores
-from services.processor.outbox import Outbox
+from services.processor.runtime.changelog import TableWriter, table_reader
+from services.processor.runtime.outbox import Outbox
 from services.processor.writeback import WriteBack
 from tests.unit.processor.harness import Harness
 from tests.unit.processor.test_outbox import FakeProducer

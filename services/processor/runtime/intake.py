@@ -27,6 +27,14 @@
    on ``dispatch.events`` (marked with ``ORIGIN_HEADER``); each was folded
    when it was taken. They are left out of ``FetchedRecords`` by their header
    (their offsets are still acknowledged with the rest).
+
+faust and aiokafka internals touched (pinned by
+``tests/unit/processor/test_runtime_contract.py`` and ``test_intake.py``):
+``AIOKafkaConsumerThread._create_worker_consumer``, aiokafka's
+``AIOKafkaConsumer._fetch_max_wait_ms``, faust's aiokafka ``Consumer._getmany``,
+``Consumer._read_offset``, ``Consumer._committed_offset``, ``Consumer._acked``,
+``Consumer._acked_index``, ``Consumer._n_acked``, ``faust.types.tuples.ack_lock``,
+``Topic._compile_decode``.
 """
 
 from __future__ import annotations

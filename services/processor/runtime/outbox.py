@@ -12,6 +12,11 @@ a partition. A builder goes to the producer when it is full and, for the
 rest, when the agent calls :meth:`Outbox.send_all` at the end of its batch,
 before the batch's table writes and so before faust can acknowledge (and
 commit) any of its events.
+
+aiokafka used through its public producer API only (``create_batch``,
+``send_batch``, ``partitions_for``), plus ``aiokafka.partitioner.murmur2``
+to place keyed records as its ``DefaultPartitioner`` does (pinned by
+``tests/unit/processor/test_runtime_contract.py``).
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ class Outbox:
         self._hashes: dict[bytes, int] = {}
         self._open: dict[tuple[str, int], Any] = {}
         self._watchers: dict[str, Callable[[int, int], None]] = {}
+        # Record batches handed over and not yet known delivered (see ``lost``).
+        self._in_flight: set[asyncio.Future[Any]] = set()
 
     def watch(self, topic: str, written: Callable[[int, int], None]) -> None:
         """Call ``written(partition, offset)`` with the offset of the last
@@ -79,6 +86,8 @@ class Outbox:
     async def _send(self, topic: str, partition: int, builder: Any) -> None:
         records = builder.record_count()
         future = await self._producer.send_batch(builder, topic, partition=partition)
+        self._in_flight.add(future)
+        future.add_done_callback(self._delivered)
         future.add_done_callback(self._on_sent)
         written = self._watchers.get(topic)
         if written is not None:
@@ -89,6 +98,23 @@ class Outbox:
                     written(partition, done.result().offset + records - 1)
 
             future.add_done_callback(report)
+
+    def lost(self) -> BaseException | None:
+        """Why a batch handed over was not delivered, if one was not. Reads the
+        batches' futures themselves rather than waiting for their callbacks
+        (which run a loop turn later): right after the producer's flush, a
+        commit must not pass a batch that failed in it."""
+        for future in self._in_flight:
+            if future.done():
+                if future.cancelled():
+                    return asyncio.CancelledError("a record batch was cancelled")
+                if future.exception() is not None:
+                    return future.exception()
+        return None
+
+    def _delivered(self, future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._in_flight.discard(future)
 
     async def _partition_for(self, topic: str, key: bytes | None) -> int:
         partitions = self._partitions.get(topic)

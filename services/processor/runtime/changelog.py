@@ -16,18 +16,25 @@ Reads and writes go to the partition's RocksDB directly (``table_reader``,
 cost of a context lookup and a key-index update per key. ``memory://`` (unit
 tests) goes through faust's table, which needs the partition's event as the
 current one: the agent writes one partition at a time that way.
+
+faust internals touched (pinned by ``tests/unit/processor/test_runtime_contract.py``
+and ``test_changelog.py``): ``rocksdb.Store.use_rocksdict``,
+``Store._db_for_partition``, ``Store._encode_key``, ``Store._decode_key``,
+``Store._encode_value``, ``Store._decode_value``, ``Store.set_persisted_offset``,
+``Store.key_serializer``, ``Store.value_serializer``, the memory store's
+``Store.data``; ``Table.changelog_topic``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 import rocksdict
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 
-from services.processor.outbox import Outbox
+from services.processor.runtime.outbox import Outbox
 from services.processor.writeback import Reader
 
 
@@ -77,6 +84,21 @@ def table_reader(table: Any) -> Reader:
         return None if raw is None else decode_value(raw)
 
     return read
+
+
+def table_keys(table: Any, partition: int) -> Iterator[str]:
+    """Every key the table holds for ``partition`` (a scan of its store: for
+    the rare reader that must see all of them)."""
+    store = table.data
+    if not _rocksdict_store(store):
+        # ``memory://``: one dict for every partition, keyed "<partition>:...".
+        prefix = f"{partition}:"
+        return (key for key in list(store.data) if key.startswith(prefix))
+    database = store._db_for_partition(partition)
+    # The database also holds faust's own keys (the changelog offset it
+    # persists), which are not JSON strings: only the table's keys are.
+    keys = database.keys()
+    return (store._decode_key(key) for key in keys if key[:1] == b'"')
 
 
 class TableWriter:

@@ -21,18 +21,27 @@ under load (`tests/integration/test_scale_out.py`):
    again (seen: 25 s of a partition's events). So an assignment starts from
    empty bookkeeping: faust seeks every assigned partition to its committed
    offset at that point anyway, and acknowledges what it reads from there.
+
+faust internals touched (pinned by ``tests/unit/processor/test_runtime_contract.py``):
+``Consumer.on_partitions_revoked``, ``Consumer.on_partitions_assigned``,
+``Consumer._gap``, ``Consumer._acked``, ``Consumer._acked_index``,
+``Consumer._commit_offsets`` (and the ``app.producer.flush`` it starts with).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from faust.transport import consumer as faust_consumer
 
+from services.processor.runtime.context import exit_now
+
 log = logging.getLogger("dispatch.processor")
 
+_commit_offsets = faust_consumer.Consumer._commit_offsets
 _on_partitions_revoked = faust_consumer.Consumer.on_partitions_revoked
 _on_partitions_assigned = faust_consumer.Consumer.on_partitions_assigned
 
@@ -59,3 +68,25 @@ def hand_over_cleanly(batch_in_progress: asyncio.Lock, timeout_s: float) -> None
 
     faust_consumer.Consumer.on_partitions_revoked = on_partitions_revoked  # type: ignore[method-assign]
     faust_consumer.Consumer.on_partitions_assigned = on_partitions_assigned  # type: ignore[method-assign]
+
+
+def never_commit_past_a_lost_output(outputs_lost: Callable[[], BaseException | None]) -> None:
+    """Patch faust's consumer: after the producer's flush that precedes every
+    commit, leave (status 70) instead of committing when an output handed to
+    the producer was not delivered.
+
+    The fold's outputs go through faust's producer as record batches whose
+    failure exits the process from a callback; but that callback runs a loop
+    turn after the flush returns, and the commit's request can be on its way
+    by then (seen once on a rebalance: a commit after a flush that timed out
+    lost the outputs of the offsets it covered). ``outputs_lost`` reads the
+    batches' own futures (``Outbox.lost``)."""
+
+    async def commit_offsets(self: Any, offsets: Any, start_new_transaction: bool = True) -> bool:
+        await self.app.producer.flush()
+        lost = outputs_lost()
+        if lost is not None:
+            exit_now(70, "an output was not delivered; leaving without committing: %r", lost)
+        return bool(await _commit_offsets(self, offsets, start_new_transaction))
+
+    faust_consumer.Consumer._commit_offsets = commit_offsets  # type: ignore[method-assign]

@@ -1,0 +1,87 @@
+"""An idle consumer asks the broker rarely, and still gets a record at once.
+
+Against the real broker: the requests a consumer sends are counted as they
+leave its client (a spy on ``client.send``; nothing is stubbed)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.protocol.fetch import FetchRequest
+
+from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings, make_producer
+from services.kafka_security import client_options
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.kafka
+
+
+async def idle_consumer(settings: KafkaSettings) -> tuple[AIOKafkaConsumer, list[float]]:
+    consumer = AIOKafkaConsumer(
+        settings.topics.events,
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        **client_options(),
+    )
+    await consumer.start()
+    fetches: list[float] = []
+    client: Any = consumer._client
+    send = client.send
+
+    async def counting_send(node_id: int, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(request, FetchRequest):
+            fetches.append(time.monotonic())
+        return await send(node_id, request, *args, **kwargs)
+
+    client.send = counting_send
+    await wait_until(
+        lambda: bool(consumer.assignment()), 30, what="the consumer has its partitions"
+    )
+    return consumer, fetches
+
+
+async def test_an_idle_consumer_fetches_twice_a_second_not_twenty_times(
+    kafka_settings: KafkaSettings,
+) -> None:
+    consumer, fetches = await idle_consumer(kafka_settings)
+    try:
+        reader = asyncio.create_task(consumer.getmany(timeout_ms=10_000))
+        await asyncio.sleep(1)  # positions found, fetching
+        counted_from = len(fetches)
+        await asyncio.sleep(3)
+        per_second = (len(fetches) - counted_from) / 3
+        # 50 ms waits would be 20 a second; 500 ms waits are 2.
+        assert per_second <= 3, f"{per_second:.1f} fetches a second while idle"
+        reader.cancel()
+    finally:
+        await consumer.stop()
+
+
+async def test_a_record_reaches_an_idle_consumer_without_waiting_out_the_fetch(
+    kafka_settings: KafkaSettings,
+) -> None:
+    consumer, _ = await idle_consumer(kafka_settings)
+    producer = make_producer(kafka_settings)
+    await producer.start()
+    try:
+        await asyncio.sleep(1.3)  # a long fetch is in flight at the broker
+        latencies = []
+        for n in range(5):
+            sent = time.monotonic()
+            await producer.send_and_wait(
+                kafka_settings.topics.events, f"r{n}".encode(), partition=n % 4
+            )
+            records = await consumer.getmany(timeout_ms=5_000)
+            latencies.append(time.monotonic() - sent)
+            assert sum(len(batch) for batch in records.values()) == 1
+            await asyncio.sleep(0.7)  # idle again between records
+        assert max(latencies) < 0.25, f"idle consumer latencies {latencies}"
+    finally:
+        await producer.stop()
+        await consumer.stop()
