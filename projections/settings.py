@@ -5,10 +5,20 @@ from __future__ import annotations
 from pydantic import Field
 
 from projections.store import DEFAULT_SQLITE_PATH
-from services.settings import KafkaProcessSettings
+from services.settings import EnvironmentSettings, KafkaProcessSettings
 
 
-class ProjectorSettings(KafkaProcessSettings):
+class ViewSettings(EnvironmentSettings):
+    """What the workflow view folds with, as the processor does."""
+
+    # Distinct statuses kept per message (the processor's
+    # ``Policy.max_statuses_per_message``, from the same variable).
+    max_statuses_per_message: int = Field(
+        16, ge=1, validation_alias="DISPATCH_MAX_STATUSES_PER_MESSAGE"
+    )
+
+
+class ProjectorSettings(KafkaProcessSettings, ViewSettings):
     # ``postgresql://...`` or ``sqlite:///path``; empty: the SQLite file at ``db``.
     store_url: str = Field("", validation_alias="PROJECTOR_STORE_URL")
     db: str = Field(DEFAULT_SQLITE_PATH, validation_alias="PROJECTOR_DB")

@@ -14,7 +14,7 @@ redelivered event cannot double-count a status or a price.
 
 from __future__ import annotations
 
-import os
+import functools
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -41,8 +41,15 @@ from services.processor.state_codec import state_from_stored, stored_form
 View = dict[str, Any]
 
 PRIVATE = "_fold"
-# Distinct statuses kept per message, as the processor keeps them.
-MAX_STATUSES_PER_MESSAGE = int(os.environ.get("DISPATCH_MAX_STATUSES_PER_MESSAGE", "16"))
+
+
+@functools.cache
+def max_statuses_per_message() -> int:
+    """Distinct statuses kept per message, as the processor keeps them (read
+    once; the projector validates the variable at start with its settings)."""
+    from projections.settings import ViewSettings  # the settings import the stores
+
+    return ViewSettings().max_statuses_per_message
 
 
 def public(view: View) -> View:
@@ -80,7 +87,7 @@ def apply(view: View | None, event: LogEvent) -> View | None:
     state = state_of(view)
     extras = view[PRIVATE]["extras"]
     if isinstance(event, MessageStatusReceived):
-        if over_status_bound(state, event, MAX_STATUSES_PER_MESSAGE):
+        if over_status_bound(state, event, max_statuses_per_message()):
             return view  # the processor drops it too (Policy.max_statuses_per_message)
         before = len(state.seen)
         fold(state, event)
