@@ -1,5 +1,10 @@
 """Kafka plumbing shared by every process: topic creation, producers (the
-settings are :class:`services.settings.KafkaSettings`, re-exported here)."""
+settings are :class:`services.settings.KafkaSettings`, re-exported here).
+
+aiokafka internals touched (pinned by ``tests/unit/processor/test_runtime_contract.py``):
+``AIOKafkaConsumer._client`` (to ask again for a topic's metadata); besides,
+the client's ``add_topic`` and ``force_metadata_update``. Every consumer's
+fetch waits are adjusted by ``services/fetch_wait.py`` (its own list)."""
 
 from __future__ import annotations
 

@@ -12,6 +12,10 @@ whose latest value wins), so a record written twice is dropped downstream.
 
 The same class serves the gateway's 503-or-202 appends (no retry: the client
 is told) and the workers' must-not-lose writes (retried until they land).
+
+aiokafka internals touched (pinned by ``tests/unit/processor/test_runtime_contract.py``):
+``AIOKafkaProducer._closed`` and ``AIOKafkaProducer._sender``, to retire a
+producer without flushing what it holds.
 """
 
 from __future__ import annotations

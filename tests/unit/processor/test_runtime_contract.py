@@ -134,3 +134,7 @@ def test_producer_internals_the_rebuilding_producer_uses() -> None:
 
     init = attributes_set_in_init(AIOKafkaProducer)
     assert "self._closed" in init and "self._sender" in init
+    from aiokafka import AIOKafkaConsumer
+
+    assert "self._client" in attributes_set_in_init(AIOKafkaConsumer)
+    assert "self.client" in init  # the producer's client, public
