@@ -18,7 +18,7 @@ fetches with ``IDLE_FETCH_MAX_WAIT_MS``, and every other fetch as configured.
 
 aiokafka internals touched (pinned by ``tests/unit/test_fetch_wait.py``):
 ``Fetcher._get_actions_per_node`` (its arguments and the 5-tuple it returns),
-``Fetcher._select_read_replica``, ``FetchRequest._max_wait_ms``,
+``Fetcher._select_read_replica``, ``Fetcher._fetch_min_bytes``, ``FetchRequest._max_wait_ms``,
 ``FetchRequest.topics``, ``Assignment.tps``.
 """
 
@@ -37,7 +37,10 @@ _actions_per_node = Fetcher._get_actions_per_node
 
 def _actions_with_idle_wait(self: Any, assignment: Any) -> Any:
     fetch_requests, *rest = _actions_per_node(self, assignment)
-    if fetch_requests:
+    # Only a fetch that any one record ends (fetch.min.bytes 1, the default
+    # everywhere here) may wait long; one that waits for more bytes would wait
+    # the whole of it while records trickle in.
+    if fetch_requests and self._fetch_min_bytes <= 1:
         read_from = Counter(self._select_read_replica(tp) for tp in assignment.tps)
         for node_id, request in fetch_requests:
             asked = sum(len(partitions) for _, partitions in request.topics)

@@ -48,6 +48,7 @@ def test_fetcher_internals_the_idle_fetch_wait_uses() -> None:
     source = inspect.getsource(fetch_wait._actions_per_node)
     assert "return (\n            fetch_requests," in source  # the 5-tuple, requests first
     assert "def _select_read_replica(self, tp)" in inspect.getsource(Fetcher)
+    assert "self._fetch_min_bytes = fetch_min_bytes" in inspect.getsource(Fetcher.__init__)
     request = FetchRequest(50, 1, 1024, 0, [("t", [(0, 0, 1024)])])
     assert request._max_wait_ms == 50
     assert request.topics == [("t", [(0, 0, 1024)])]
