@@ -36,33 +36,11 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import orjson  # noqa: E402
 
+from bench.e2e_support import broker_pid, cpu_seconds, pct  # noqa: E402
 from events.references import client_ref  # noqa: E402
 from events.topics import Topics  # noqa: E402
 from services.kafka import KafkaSettings, ensure_topics  # noqa: E402
 from tests.integration.stack import Receiver, Stack, serve_receiver, wait_for_finals  # noqa: E402
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children still running."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    total = (int(fields[11]) + int(fields[12])) / TICKS
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        try:
-            child_fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(child_fields[11]) + int(child_fields[12])) / TICKS
-    return total
-
-
-def broker_pid(bootstrap: str) -> int | None:
-    if os.environ.get("BROKER_PID"):  # a broker started from another checkout
-        return int(os.environ["BROKER_PID"])
-    port = bootstrap.rsplit(":", 1)[1]
-    pidfile = ROOT / ".local" / f"kafka-{port}" / "broker.pid"
-    return int(pidfile.read_text()) if pidfile.exists() else None
 
 
 def sms(to: str, expiry: int | None = None) -> dict[str, object]:
@@ -74,11 +52,6 @@ def sms(to: str, expiry: int | None = None) -> dict[str, object]:
     if expiry is not None:
         step["failover"] = {"expiry_time": expiry, "condition_status": "delivered"}
     return step
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def post(
@@ -186,11 +159,11 @@ async def main() -> None:
         return
     print(
         f"POST → provider, one at a time after {args.pause_s:.0f} s quiet: "
-        f"p50 {1000 * pct(to_provider, 0.5):.0f} ms, max {1000 * max(to_provider):.0f} ms"
+        f"p50 {pct(to_provider, 0.5):.0f} ms, max {1000 * max(to_provider):.0f} ms"
     )
     print(
         f"failover lateness (15 s expiry, next step at the provider): "
-        f"p50 {1000 * pct(lateness, 0.5):.0f} ms, max {1000 * max(lateness):.0f} ms"
+        f"p50 {pct(lateness, 0.5):.0f} ms, max {1000 * max(lateness):.0f} ms"
     )
 
 

@@ -67,6 +67,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 def broker_pid(bootstrap: str) -> int | None:
+    if os.environ.get("BROKER_PID"):  # a broker started from another checkout
+        return int(os.environ["BROKER_PID"])
     port = bootstrap.rsplit(":", 1)[1]
     pidfile = ROOT / ".local" / f"kafka-{port}" / "broker.pid"
     return int(pidfile.read_text()) if pidfile.exists() else None
