@@ -149,6 +149,11 @@ class KafkaSettings(EnvironmentSettings):
     min_insync_replicas: Annotated[int | None, BeforeValidator(_none_if_blank)] = Field(
         None, validation_alias="DISPATCH_MIN_INSYNC_REPLICAS"
     )
+    # How long a fetch that follows one with records may wait for more (see
+    # ``services/fetch_wait.py``): under a trickle of traffic each hop may take
+    # up to this much longer, and every process and the broker handle several
+    # records per request instead of one. 0: a fetch returns with its first record.
+    fetch_gather_ms: int = Field(20, ge=0, le=1_000, validation_alias="KAFKA_FETCH_GATHER_MS")
 
     @model_validator(mode="after")
     def _min_isr_within_replicas(self) -> Self:

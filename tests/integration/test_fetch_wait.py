@@ -1,4 +1,5 @@
-"""An idle consumer asks the broker rarely, and still gets a record at once.
+"""An idle consumer asks the broker rarely, and still gets a record at once;
+under a trickle of records a consumer fetches them in batches, each soon.
 
 Against the real broker: the requests a consumer sends are counted as they
 leave its client (a spy on ``client.send``; nothing is stubbed)."""
@@ -13,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.protocol.fetch import FetchRequest
 
+from services import fetch_wait
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings, make_producer
 from services.kafka_security import client_options
 from tests.waiting import wait_until
@@ -82,6 +84,51 @@ async def test_a_record_reaches_an_idle_consumer_without_waiting_out_the_fetch(
             assert sum(len(batch) for batch in records.values()) == 1
             await asyncio.sleep(0.7)  # idle again between records
         assert max(latencies) < 0.25, f"idle consumer latencies {latencies}"
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+async def test_a_trickle_of_records_is_fetched_in_batches_each_soon(
+    kafka_settings: KafkaSettings,
+) -> None:
+    assert fetch_wait._gather_ms == 20  # the default, which this test is about
+    consumer, fetches = await idle_consumer(kafka_settings)
+    producer = make_producer(kafka_settings)
+    await producer.start()
+    latencies: list[float] = []
+    try:
+        await asyncio.sleep(1.3)  # a long fetch is in flight at the broker
+        counted_from = len(fetches)
+        sent = 200
+
+        async def trickle() -> None:
+            # One record every 5 ms, each its own produce request: 200 a second.
+            for n in range(sent):
+                await producer.send_and_wait(
+                    kafka_settings.topics.events, repr(time.monotonic()).encode(), partition=n % 4
+                )
+                await asyncio.sleep(0.005)
+
+        writer = asyncio.create_task(trickle())
+        while len(latencies) < sent:
+            batches = await consumer.getmany(timeout_ms=5_000)
+            assert batches, "the trickle stopped reaching the consumer"
+            now = time.monotonic()
+            for records in batches.values():
+                latencies.extend(now - float(r.value.decode()) for r in records)
+        await writer
+        fetched_with = len(fetches) - counted_from
+        # Each record alone would take 200 fetches; gathering for 20 ms at a
+        # time takes one per window that records arrived in.
+        assert fetched_with <= sent / 2, f"{fetched_with} fetches for {sent} records"
+        latencies.sort()
+        assert latencies[-1] < 0.25, f"slowest record took {latencies[-1]:.3f}s"
+        # Quiet again: back to the long idle wait, not a fetch every 20 ms.
+        await asyncio.sleep(1)
+        quiet_from = len(fetches)
+        await asyncio.sleep(2)
+        assert (len(fetches) - quiet_from) / 2 <= 3
     finally:
         await producer.stop()
         await consumer.stop()

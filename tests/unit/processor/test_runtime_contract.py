@@ -51,13 +51,28 @@ def test_fetcher_internals_the_idle_fetch_wait_uses() -> None:
     assert "self._fetch_min_bytes = fetch_min_bytes" in inspect.getsource(Fetcher.__init__)
     request = FetchRequest(50, 1, 1024, 0, [("t", [(0, 0, 1024)])])
     assert request._max_wait_ms == 50
+    assert request._min_bytes == 1
     assert request.topics == [("t", [(0, 0, 1024)])]
+    # Gathering remembers per broker whether the last fetch brought records:
+    # the fetch routine's per-node task, which says so by what it returns.
+    assert list(inspect.signature(fetch_wait._proc_fetch_request).parameters) == [
+        "self",
+        "assignment",
+        "node_id",
+        "request",
+    ]
+    proc = inspect.getsource(fetch_wait._proc_fetch_request)
+    assert "return needs_wakeup" in proc and "needs_wakeup = True" in proc
+    routine = inspect.getsource(Fetcher._fetch_requests_routine)
+    assert "self._proc_fetch_request(assignment, node_id, request)" in routine
+    assert "self._get_actions_per_node(assignment)" in routine
 
 
 def test_every_consumer_of_a_process_gets_the_idle_fetch_wait() -> None:
     import services.kafka  # noqa: F401  (installs it)
 
-    assert Fetcher._get_actions_per_node is fetch_wait._actions_with_idle_wait
+    assert Fetcher._get_actions_per_node is fetch_wait._actions_with_shaped_waits
+    assert Fetcher._proc_fetch_request is fetch_wait._fetch_remembering_records
 
 
 def attributes_set_in_init(cls: type) -> str:
