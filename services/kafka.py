@@ -111,20 +111,28 @@ async def track_topics(producer: AIOKafkaProducer, topics: list[str]) -> None:
 
 
 async def follow_from_beginning(
-    settings: KafkaSettings, topic: str, client_id: str
+    settings: KafkaSettings,
+    topic: str,
+    client_id: str,
+    *,
+    fetch_min_bytes: int = 1,
+    fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
 ) -> AIOKafkaConsumer:
     """A started consumer that reads every partition of ``topic`` from offset 0.
 
     For processes that keep a whole topic in memory (the application registry,
     the message index, the sender's ledger): no consumer group, so each process
-    reads everything itself.
+    reads everything itself. A follower that need not see each record at once
+    asks the broker to gather (``fetch_min_bytes`` or ``fetch_max_wait_ms``,
+    whichever comes first).
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        fetch_min_bytes=fetch_min_bytes,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         client_id=f"{client_id}-{uuid.uuid4().hex[:6]}",
         **client_options(),
     )

@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 
 Outcome = MessageSubmitted | MessageSendFailed | MessageOutcomeUnknown
 
+# The ledger follower's fetches wait for this much, or this long.
+LEDGER_FETCH_MIN_BYTES = 1024 * 1024
+LEDGER_FETCH_MAX_WAIT_MS = 500
+
 
 @dataclass(frozen=True)
 class Intent:
@@ -125,7 +129,18 @@ class Ledger:
 
     # -- following ---------------------------------------------------------------
     async def start(self) -> None:
-        self._consumer = await follow_from_beginning(self._settings, self._topic, "sender-ledger")
+        # What this sender writes it applies at once; following the topic is
+        # for the others' records, which matter only when partitions move
+        # (``catch_up``, at most one gathering wait later). So the follower
+        # asks for a batch at a time, not for each of the two records every
+        # send writes (with several senders, each reads every one of them).
+        self._consumer = await follow_from_beginning(
+            self._settings,
+            self._topic,
+            "sender-ledger",
+            fetch_min_bytes=LEDGER_FETCH_MIN_BYTES,
+            fetch_max_wait_ms=LEDGER_FETCH_MAX_WAIT_MS,
+        )
         self._task = asyncio.create_task(self._follow(), name="sender-ledger")
 
     async def catch_up(self, timeout: float = 60.0) -> None:
