@@ -26,6 +26,7 @@ from services.webhooks.ordering import OrderGate
 from services.webhooks.outcomes import outcome_event
 from services.webhooks.policy import AttemptResult, Verdict, decide
 from services.webhooks.safety import DestinationGuard, UnsafeDestination, check_url, endpoint_of
+from services.webhooks.settlement import Settlement
 from services.webhooks.state import DeliveryState, at
 from services.webhooks.transport import Transport
 
@@ -49,6 +50,8 @@ class Attempts:
     _gate: OrderGate
     _endpoints: Endpoints
     _recording: set[asyncio.Task[None]]
+    _settlement: Settlement
+    _early_records: dict[uuid.UUID, asyncio.Task[None]]
 
     def _schedule(self, state: DeliveryState) -> None:
         raise NotImplementedError
@@ -74,12 +77,13 @@ class Attempts:
             return
         self._endpoints.submit(endpoint_of(url), lambda: self._attempt(state, app, url))
 
-    def _run_now(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    def _run_now(self, job: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
         """Record an outcome in the background: the endpoint's slot is for the
         HTTP request only, not for the Kafka writes that follow it."""
         task = asyncio.create_task(job())
         self._recording.add(task)
         task.add_done_callback(self._recorded)
+        return task
 
     def _recorded(self, task: asyncio.Task[None]) -> None:
         self._recording.discard(task)
@@ -140,6 +144,13 @@ class Attempts:
                 "updated_at": at(now),
             }
         )
+        partition, offset = state.source_partition, state.source_offset
+        # Not to be overtaken by a pending record of the command (its first
+        # attempt outlasting the grace): the outcome must be the later record.
+        self._settlement.busy(partition, offset)
+        early = self._early_records.get(state.webhook_id)
+        if early is not None:
+            await asyncio.wait({early})
         try:
             # The attempt happened: what is left is to record it. Kafka away
             # (a broker restart) is waited out here, not answered by sending
@@ -153,7 +164,10 @@ class Attempts:
         except Exception:
             log.exception("could not record the outcome of webhook %s", state.webhook_id)
             recorded = False
-        if not recorded:
+        if recorded:
+            self._settlement.settle(partition, offset)
+        else:
+            self._settlement.busy(partition, offset, False)
             # Stopping, or a bug: the attempt is made again later (at least
             # once; receivers dedupe on the webhook id).
             updated = state.model_copy(

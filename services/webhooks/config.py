@@ -44,6 +44,13 @@ class WebhookSettings(KafkaProcessSettings):
     )
     # How soon a crashed deliverer's partitions move to a live one.
     session_timeout_ms: int = Field(10_000, ge=1, validation_alias="WEBHOOK_SESSION_TIMEOUT_MS")
+    # A command's offset is committed once a state record of it is durable:
+    # the outcome of its first attempt, or, if that attempt has not concluded
+    # this long after the command was read, a pending record written then.
+    # Bounds how far commits lag behind a slow or blocked endpoint.
+    pending_record_after_s: float = Field(
+        1.0, gt=0, validation_alias="WEBHOOK_PENDING_RECORD_AFTER_S"
+    )
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
 
     @property

@@ -2,10 +2,13 @@
 retries on a durable schedule, and appends each failed attempt (a bounded
 number of them) and the outcome to ``dispatch.events``.
 
-Durability: a command's state record is written (acks=all) to the state topic
-before its offset is committed, and every attempt's outcome is written before
-the next attempt is scheduled. A restart therefore reloads every pending
-webhook with its attempt count and next attempt time as they were.
+Durability: a command's offset is committed only once a state record of it is
+written (acks=all) to the state topic: the outcome of its first attempt, or a
+pending record if that attempt takes longer than WEBHOOK_PENDING_RECORD_AFTER_S
+(see ``settlement.py``). Every attempt's outcome is written before the next
+attempt is scheduled. A restart therefore reloads every pending webhook with
+its attempt count and next attempt time as they were, and reads again every
+command whose first attempt was not recorded (sending it again: at least once).
 """
 
 from __future__ import annotations
@@ -28,13 +31,15 @@ from services.applications.registry import ApplicationRegistry
 from services.dead_letters import DeadLetters
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
 from services.kafka_security import client_options
-from services.producer import RebuildingProducer, until_written
+from services.producer import RebuildingProducer
 from services.webhooks.attempts import Attempts
+from services.webhooks.committing import Committing
 from services.webhooks.config import WebhookSettings
 from services.webhooks.endpoints import Endpoints
 from services.webhooks.finished import FinishedWebhooks
 from services.webhooks.ordering import OrderGate
 from services.webhooks.safety import DestinationGuard
+from services.webhooks.settlement import Settlement
 from services.webhooks.state import DeliveryState, at, encode_state, latest_states, state_topic
 from services.webhooks.transport import Transport
 
@@ -43,7 +48,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 
-class Deliverer(Attempts):
+class Deliverer(Attempts, Committing):
     def __init__(
         self,
         settings: KafkaSettings,
@@ -77,6 +82,10 @@ class Deliverer(Attempts):
         self._endpoints = Endpoints(config.max_in_flight_per_endpoint)
         self._consumer: AIOKafkaConsumer | None = None
         self._recording: set[asyncio.Task[None]] = set()
+        self._settlement = Settlement(config.pending_record_after_s)
+        # webhook id -> the task writing its pending record after the grace
+        self._early_records: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._committed_at = 0.0
 
     # -- lifecycle ---------------------------------------------------------------
     async def run(self, stop: asyncio.Event, ready: Callable[[], None] | None = None) -> None:
@@ -103,6 +112,8 @@ class Deliverer(Attempts):
                 batch = await consumer.getmany(timeout_ms=200)
                 if batch:
                     await self._take(batch)
+                self._record_overdue()
+                await self._commit_settled()
                 if scheduler.done():
                     scheduler.result()  # surface a crash instead of idling
         finally:
@@ -116,6 +127,8 @@ class Deliverer(Attempts):
                 await asyncio.wait(set(self._recording), timeout=5)
             for task in list(self._recording):
                 task.cancel()
+            with contextlib.suppress(KafkaError, asyncio.CancelledError):
+                await self._commit_settled(force=True)
             await consumer.stop()
 
     # -- commands in ---------------------------------------------------------------
@@ -128,24 +141,15 @@ class Deliverer(Attempts):
                     state = self._accept(tp.partition, record.offset, record.value, now)
                 except UndecodableMessage as exc:
                     await self._dead_letter(record, str(exc))
-                    continue
-                if state is not None:
+                    state = None
+                if state is None:
+                    # Parked, a duplicate or a tombstone: nothing to record.
+                    self._settlement.read(tp.partition, record.offset)
+                else:
+                    # Committed once its first outcome (or a pending record) is
+                    # durable: a crash before that reads the command again.
+                    self._settlement.hold(tp.partition, record.offset, state.webhook_id, now)
                     accepted.append(state)
-        # Durable before the offsets move: a crash after the commit finds the
-        # state record; a crash before it gets the command again (and dedupes).
-        # A broker away for a while is waited out here, not ended with an exit.
-        if not await until_written(
-            lambda: self._record_states(accepted), what="webhook states", stop=self._stopping
-        ):
-            return  # stopping: not committed, so read again after the restart
-        assert self._consumer is not None
-        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
-        try:
-            await self._consumer.commit(offsets)
-        except KafkaError as exc:
-            # A rebalance took a partition away mid-batch: its new owner reads
-            # these commands again and finds their state records.
-            log.warning("offset commit failed (%s); commands will be re-read and deduped", exc)
         for state in accepted:
             self._gate.track(state)
         for state in accepted:
@@ -223,8 +227,14 @@ class Deliverer(Attempts):
             len(states) - len(pending),
         )
 
-    def revoked(self, partitions: list[int]) -> None:
+    async def revoked(self, partitions: list[int]) -> None:
+        # What is settled is committed first, so the next owner does not send
+        # those webhooks again.
+        owned = [p for p in partitions if p in self._owned]
+        if owned:
+            await self._commit_settled(owned, force=True)
         for partition in partitions:
+            self._settlement.drop_partition(partition)
             self._owned.discard(partition)
             self._finished.drop_partition(partition)
             self._gate.forget_partition(partition)
@@ -266,7 +276,7 @@ class _Rebalance(ConsumerRebalanceListener):
         self._deliverer = deliverer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self._deliverer.revoked(sorted(tp.partition for tp in revoked))
+        await self._deliverer.revoked(sorted(tp.partition for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         if assigned:
