@@ -86,6 +86,7 @@ class Deliverer(Attempts, Committing):
         # webhook id -> the task writing its pending record after the grace
         self._early_records: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._committed_at = 0.0
+        self._took_partitions = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------
     async def run(self, stop: asyncio.Event, ready: Callable[[], None] | None = None) -> None:
@@ -110,7 +111,7 @@ class Deliverer(Attempts, Committing):
                 ready()
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=200)
-                if batch:
+                if batch and await self._owned_only(batch):
                     await self._take(batch)
                 self._record_overdue()
                 await self._commit_settled()
@@ -132,6 +133,21 @@ class Deliverer(Attempts, Committing):
             await consumer.stop()
 
     # -- commands in ---------------------------------------------------------------
+    async def _owned_only(self, batch: dict[TopicPartition, list[Any]]) -> bool:
+        """Put back the records of partitions whose states are still loading
+        (aiokafka fetches while ``assigned`` runs); False if none is left."""
+        assert self._consumer is not None
+        unready = [tp for tp in batch if tp.partition not in self._owned]
+        for tp in unready:
+            records = batch.pop(tp)
+            if records and tp in self._consumer.assignment():
+                self._consumer.seek(tp, records[0].offset)
+        if unready:
+            self._took_partitions.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._took_partitions.wait(), 1.0)
+        return bool(batch)
+
     async def _take(self, batch: dict[TopicPartition, list[Any]]) -> None:
         now = self._clock()
         accepted: list[DeliveryState] = []
@@ -218,6 +234,7 @@ class Deliverer(Attempts, Committing):
             self._pending[state.webhook_id] = state
             self._gate.track(state)
         self._owned.update(partitions)
+        self._took_partitions.set()
         for state in pending:
             self._schedule(state)
         log.info(
