@@ -51,6 +51,7 @@ class Committing:
     def _record_overdue(self) -> None:
         """Write a pending record for each command whose first attempt has not
         concluded within the grace, so its offset can be committed."""
+        due: list[tuple[DeliveryState, int]] = []
         for _partition, offset, webhook_id in self._settlement.overdue(self._clock()):
             state = self._pending.get(webhook_id)
             if state is None:
@@ -58,25 +59,30 @@ class Committing:
                 # unsettled, so it is read again after a restart.
                 log.warning("no pending state for unsettled webhook %s", webhook_id)
                 continue
-            self._early_records[webhook_id] = self._run_now(
-                functools.partial(self._write_pending, state, offset)
-            )
+            due.append((state, offset))
+        if due:
+            task = self._run_now(functools.partial(self._write_pending, due))
+            for state, _offset in due:
+                self._early_records[state.webhook_id] = task
 
-    async def _write_pending(self, state: DeliveryState, offset: int) -> None:
+    async def _write_pending(self, due: list[tuple[DeliveryState, int]]) -> None:
         async def write() -> None:
             # A partition that moved away is its new owner's to record.
-            if state.source_partition in self._owned:
-                await self._record_states([state])
+            owned = [state for state, _offset in due if state.source_partition in self._owned]
+            if owned:
+                await self._record_states(owned)
 
         try:
-            what = f"the pending state of webhook {state.webhook_id}"
+            what = f"the pending states of {len(due)} webhook(s)"
             written = await until_written(write, what=what, stop=self._stopping)
         finally:
-            self._early_records.pop(state.webhook_id, None)
-        if written:
-            self._settlement.settle(state.source_partition, offset)
-        else:
-            self._settlement.busy(state.source_partition, offset, False)
+            for state, _offset in due:
+                self._early_records.pop(state.webhook_id, None)
+        for state, offset in due:
+            if written:
+                self._settlement.settle(state.source_partition, offset)
+            else:
+                self._settlement.busy(state.source_partition, offset, False)
 
     async def _commit_settled(
         self, partitions: list[int] | None = None, force: bool = False
