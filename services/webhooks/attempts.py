@@ -52,6 +52,8 @@ class Attempts:
     _recording: set[asyncio.Task[None]]
     _settlement: Settlement
     _early_records: dict[uuid.UUID, asyncio.Task[None]]
+    _attempting: dict[uuid.UUID, int]  # webhook id -> partition, attempt under way
+    _attempt_done: asyncio.Event
 
     def _schedule(self, state: DeliveryState) -> None:
         raise NotImplementedError
@@ -60,6 +62,7 @@ class Attempts:
         raise NotImplementedError
 
     def _dispatch(self, state: DeliveryState) -> None:
+        self._attempting[state.webhook_id] = state.source_partition
         app = self._registry.get(state.command.application_id)
         if app is None:
             # The registry may lag behind the processor by a moment: retry on
@@ -184,6 +187,8 @@ class Attempts:
             self._pending.pop(state.webhook_id, None)
             if owned:
                 self._finished.add(state.source_partition, state.webhook_id, state.round, now)
+        self._attempting.pop(state.webhook_id, None)
+        self._attempt_done.set()
         for final in self._gate.attempted(state):
             if final.webhook_id in self._pending:
                 self._schedule(self._pending[final.webhook_id])

@@ -8,6 +8,7 @@ methods share.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -20,6 +21,7 @@ from aiokafka.errors import KafkaError
 
 from services.kafka import KafkaSettings
 from services.producer import until_written
+from services.webhooks.config import WebhookSettings
 from services.webhooks.settlement import Settlement
 from services.webhooks.state import DeliveryState
 
@@ -41,6 +43,17 @@ class Committing:
     _settlement: Settlement
     _early_records: dict[uuid.UUID, asyncio.Task[None]]
     _committed_at: float
+    _config: WebhookSettings
+    _attempting: dict[uuid.UUID, int]
+    _attempt_done: asyncio.Event
+
+    def _start_settling(self, config: WebhookSettings) -> None:
+        self._settlement = Settlement(config.pending_record_after_s)
+        # webhook id -> the task writing its pending record after the grace
+        self._early_records = {}
+        self._committed_at = 0.0
+        self._attempting = {}  # webhook id -> partition, for attempts under way
+        self._attempt_done = asyncio.Event()
 
     def _run_now(self, job: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
         raise NotImplementedError
@@ -83,6 +96,20 @@ class Committing:
                 self._settlement.settle(state.source_partition, offset)
             else:
                 self._settlement.busy(state.source_partition, offset, False)
+
+    async def _let_attempts_conclude(self, partitions: list[int]) -> None:
+        """Before partitions go: attempts already under way on them get up to
+        the grace to have their outcomes recorded, so the next owner (often
+        this very process) does not send them again."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.pending_record_after_s
+        while any(p in partitions for p in self._attempting.values()):
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            self._attempt_done.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._attempt_done.wait(), left)
 
     async def _commit_settled(
         self, partitions: list[int] | None = None, force: bool = False

@@ -47,7 +47,8 @@ class WebhookSettings(KafkaProcessSettings):
     # A command's offset is committed once a state record of it is durable:
     # the outcome of its first attempt, or, if that attempt has not concluded
     # this long after the command was read, a pending record written then.
-    # Bounds how far commits lag behind a slow or blocked endpoint.
+    # Bounds how far commits lag behind a slow or blocked endpoint, and how
+    # long a rebalance waits for attempts under way to be recorded.
     pending_record_after_s: float = Field(
         1.0, gt=0, validation_alias="WEBHOOK_PENDING_RECORD_AFTER_S"
     )

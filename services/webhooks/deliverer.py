@@ -39,7 +39,6 @@ from services.webhooks.endpoints import Endpoints
 from services.webhooks.finished import FinishedWebhooks
 from services.webhooks.ordering import OrderGate
 from services.webhooks.safety import DestinationGuard
-from services.webhooks.settlement import Settlement
 from services.webhooks.state import DeliveryState, at, encode_state, latest_states, state_topic
 from services.webhooks.transport import Transport
 
@@ -82,11 +81,8 @@ class Deliverer(Attempts, Committing):
         self._endpoints = Endpoints(config.max_in_flight_per_endpoint)
         self._consumer: AIOKafkaConsumer | None = None
         self._recording: set[asyncio.Task[None]] = set()
-        self._settlement = Settlement(config.pending_record_after_s)
-        # webhook id -> the task writing its pending record after the grace
-        self._early_records: dict[uuid.UUID, asyncio.Task[None]] = {}
-        self._committed_at = 0.0
         self._took_partitions = asyncio.Event()
+        self._start_settling(config)
 
     # -- lifecycle ---------------------------------------------------------------
     async def run(self, stop: asyncio.Event, ready: Callable[[], None] | None = None) -> None:
@@ -249,6 +245,7 @@ class Deliverer(Attempts, Committing):
         # those webhooks again.
         owned = [p for p in partitions if p in self._owned]
         if owned:
+            await self._let_attempts_conclude(owned)
             await self._commit_settled(owned, force=True)
         for partition in partitions:
             self._settlement.drop_partition(partition)
