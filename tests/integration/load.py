@@ -19,7 +19,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from events.codec import decode_event
+from events.codec import UndecodableMessage, decode_event
 from events.references import client_ref
 from services.kafka import KafkaSettings
 from tests.integration.stack import App, Stack
@@ -198,6 +198,7 @@ class Tally:
     timers_missing: int = 0  # an expiry that should have fired and did not
     dead_lettered: int = 0
     problems: list[str] = field(default_factory=list)
+    lost_dispatches: list[str] = field(default_factory=list)
 
     def table(self) -> str:
         rows = [
@@ -222,11 +223,21 @@ async def tally(stack: Stack, load: Load) -> Tally:
         sends: dict[str, Any] = (await client.get(f"{stack.simulator}/_sim/sends")).json()
     topics = stack.settings.topics
     timer_offsets: dict[tuple[str, int], dict[str, int]] = defaultdict(Counter)
-    for _, _, value in await read_topic(stack.settings, topics.events, stack.settings.partitions):
+    # Each dispatch's events in order, to say where a lost one stopped.
+    histories: dict[str, list[str]] = defaultdict(list)
+    for partition, offset, value in await read_topic(
+        stack.settings, topics.events, stack.settings.partitions
+    ):
+        try:
+            event = decode_event(value)
+        except UndecodableMessage:  # garbage a test wrote: the tally is about dispatches
+            continue
+        dispatch_uuid = str(getattr(event, "dispatch_uuid", ""))
+        step = getattr(event, "step", "")
+        histories[dispatch_uuid].append(f"{type(event).__name__}({step})@{partition}:{offset}")
         if b'"StepTimedOut"' not in value:
             continue
-        event = decode_event(value)
-        key = (str(event.dispatch_uuid), event.step)  # type: ignore[attr-defined]
+        key = (dispatch_uuid, event.step)  # type: ignore[attr-defined]
         timer_offsets[key][str(event.event_id)] += 1
     # One partition: services.kafka.ensure_topics makes it so.
     dead = await read_topic(stack.settings, topics.dead_letters, 1)
@@ -261,7 +272,9 @@ async def tally(stack: Stack, load: Load) -> Tally:
                 result.problems.append(f"{dispatch} step {step}: StepTimedOut {dict(fired)}")
         if not finals:
             result.lost += 1
-            result.problems.append(f"{dispatch}: no final report (kind {index})")
+            result.lost_dispatches.append(dispatch)
+            history = " ".join(histories.get(dispatch, [])) or "no events"
+            result.problems.append(f"{dispatch}: no final report (kind {index}): {history}")
             continue
         final = finals[0]["payload"]
         if final["status"] != kind.final:

@@ -39,6 +39,18 @@ async def _owned_partitions(processor: Process, timeout: float) -> None:
         await asyncio.sleep(0.5)
 
 
+def _log_lines_naming(stack: Stack, dispatches: list[str]) -> str:
+    """Every process's log lines that name one of ``dispatches``: where a lost
+    one stopped is the first thing to know."""
+    lines = [
+        f"{process.name}: {line}"
+        for process in stack.processes
+        for line in process.log().splitlines()
+        if any(dispatch in line for dispatch in dispatches)
+    ]
+    return "\n".join(lines[:200])
+
+
 @pytest.mark.timeout(540)
 async def test_every_process_scaled_out_loses_and_repeats_nothing(
     kafka_bootstrap: str, postgres_url: str, tmp_path: Path
@@ -85,6 +97,7 @@ async def test_every_process_scaled_out_loses_and_repeats_nothing(
             await load.wait_until_ended(timeout=120)
             await asyncio.sleep(3)  # a duplicate, if any, would arrive now
             result = await tally(stack, load)
+            traces = _log_lines_naming(stack, result.lost_dispatches)
             exited = [name for name, p in stack.instances.items() if not p.alive()]
         finally:
             await asyncio.to_thread(stack.stop_all)
@@ -94,7 +107,7 @@ async def test_every_process_scaled_out_loses_and_repeats_nothing(
     assert result.accepted >= 40 * RATE, result.accepted
     assert exited == ["processor-2", "processor-3"], f"exited: {exited}\n{stack.logs()}"
     summary = "\n".join(result.problems[:30]) + f"\n{result.table()}"
-    assert result.lost == 0, summary
+    assert result.lost == 0, f"{summary}\n{traces}"
     assert result.duplicate_finals == 0 and result.redelivered_finals == 0, summary
     assert result.wrong_final_status == 0, summary
     assert result.double_sends == 0, summary
