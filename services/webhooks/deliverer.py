@@ -82,6 +82,8 @@ class Deliverer(Attempts, Committing):
         self._consumer: AIOKafkaConsumer | None = None
         self._recording: set[asyncio.Task[None]] = set()
         self._took_partitions = asyncio.Event()
+        # Counts revocations: a batch fetched before one is not taken after it.
+        self._generation = 0
         self._start_settling(config)
 
     # -- lifecycle ---------------------------------------------------------------
@@ -107,8 +109,9 @@ class Deliverer(Attempts, Committing):
                 ready()
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=200)
+                generation = self._generation
                 if batch and await self._owned_only(batch):
-                    await self._take(batch)
+                    await self._take(batch, generation)
                 self._record_overdue()
                 await self._commit_settled()
                 if scheduler.done():
@@ -144,11 +147,23 @@ class Deliverer(Attempts, Committing):
                 await asyncio.wait_for(self._took_partitions.wait(), 1.0)
         return bool(batch)
 
-    async def _take(self, batch: dict[TopicPartition, list[Any]]) -> None:
+    async def _take(self, batch: dict[TopicPartition, list[Any]], generation: int) -> None:
+        """Accept the commands of a batch fetched in assignment ``generation``.
+
+        A rebalance may run at any await (the wait for loading partitions, a
+        dead letter being parked): the records of a batch fetched before it
+        are then left alone. Their partitions were revoked, their bookkeeping
+        dropped and their offsets committed only up to what was taken before;
+        whoever owns them now (this process too) reads them again from there.
+        Taken anyway, a command would be pending for a partition this process
+        no longer owns, never attempted, and its repeat dropped as a duplicate.
+        """
         now = self._clock()
         accepted: list[DeliveryState] = []
         for tp, records in batch.items():
             for record in records:
+                if self._generation != generation:
+                    break
                 try:
                     state = self._accept(tp.partition, record.offset, record.value, now)
                 except UndecodableMessage as exc:
@@ -241,6 +256,7 @@ class Deliverer(Attempts, Committing):
         )
 
     async def revoked(self, partitions: list[int]) -> None:
+        self._generation += 1
         # What is settled is committed first, so the next owner does not send
         # those webhooks again.
         owned = [p for p in partitions if p in self._owned]
