@@ -73,6 +73,9 @@ class Deliverer(Attempts, Committing):
         self._finished = FinishedWebhooks(config.state_retention_s)
         self._pruned_at = 0.0
         self._owned: set[int] = set()
+        # Partitions being revoked: no attempt starts on them any more, while
+        # the ones under way still get their outcomes recorded.
+        self._leaving: set[int] = set()
         self._queued: set[uuid.UUID] = set()  # in the heap, an endpoint queue, or in flight
         self._heap: list[tuple[float, int, uuid.UUID]] = []
         self._seq = itertools.count()
@@ -162,7 +165,7 @@ class Deliverer(Attempts, Committing):
         accepted: list[DeliveryState] = []
         for tp, records in batch.items():
             for record in records:
-                if self._generation != generation:
+                if self._generation != generation or tp.partition in self._leaving:
                     break
                 try:
                     state = self._accept(tp.partition, record.offset, record.value, now)
@@ -257,12 +260,18 @@ class Deliverer(Attempts, Committing):
 
     async def revoked(self, partitions: list[int]) -> None:
         self._generation += 1
+        # From here no attempt starts on these partitions: one started while
+        # the revocation waits (a final report its status just released)
+        # would conclude after it, unrecorded, and the next owner would send
+        # it again.
+        self._leaving.update(partitions)
         # What is settled is committed first, so the next owner does not send
         # those webhooks again.
         owned = [p for p in partitions if p in self._owned]
         if owned:
             await self._let_attempts_conclude(owned)
             await self._commit_settled(owned, force=True)
+        self._leaving.difference_update(partitions)
         for partition in partitions:
             self._settlement.drop_partition(partition)
             self._owned.discard(partition)
@@ -291,7 +300,11 @@ class Deliverer(Attempts, Committing):
             while self._heap and self._heap[0][0] <= now:
                 _, _, webhook_id = heapq.heappop(self._heap)
                 state = self._pending.get(webhook_id)
-                if state is None or state.source_partition not in self._owned:
+                if (
+                    state is None
+                    or state.source_partition not in self._owned
+                    or state.source_partition in self._leaving
+                ):
                     self._queued.discard(webhook_id)
                     continue
                 self._dispatch(state)

@@ -1,4 +1,5 @@
-"""A batch fetched before a rebalance is not taken after it.
+"""Around a rebalance: a batch fetched before it is not taken after it, and no
+attempt starts on a partition while it is being revoked.
 
 The deliverer awaits between fetching a batch and taking its commands (for a
 partition whose states are still loading, or while a dead letter is parked),
@@ -110,3 +111,41 @@ async def test_a_batch_of_the_current_assignment_is_taken() -> None:
     # Held until its first outcome is recorded: committed up to it, not past.
     assert deliverer._settlement.committable() == {0: 7}
     assert deliverer._settlement.unsettled_count() == 1
+
+
+async def test_no_attempt_starts_on_a_partition_while_it_is_being_revoked() -> None:
+    # A final report its status just released is due while the revocation
+    # commits: started then, it would conclude after the partition went,
+    # unrecorded, and the next owner would send it again.
+    tp = TopicPartition(TOPIC, 0)
+    consumer = Consumer({tp})
+    committing = asyncio.Event()
+    committed = asyncio.Event()
+
+    async def slow_commit(offsets: dict[TopicPartition, int]) -> None:
+        committing.set()
+        await committed.wait()
+
+    consumer.commit = slow_commit  # type: ignore[method-assign]
+    deliverer = _deliverer({0}, consumer)
+    now = [1000.0]
+    deliverer._clock = lambda: now[0]
+    started: list[uuid.UUID] = []
+    deliverer._dispatch = lambda state: started.append(state.webhook_id)  # type: ignore[method-assign]
+    batch: dict[TopicPartition, list[Any]] = {tp: [_final_report(7)]}
+    await deliverer._take(batch, deliverer._generation)
+    deliverer._settlement.read(0, 8)  # something to commit
+    now[0] = 999.0  # not due yet
+
+    scheduler = asyncio.create_task(deliverer._schedule_loop())
+    try:
+        revoking = asyncio.create_task(deliverer.revoked([0]))
+        await asyncio.wait_for(committing.wait(), 1)
+        now[0] = 1001.0  # due now, while the revocation commits
+        deliverer._wake.set()
+        await asyncio.sleep(0.05)  # the scheduler's turn
+        committed.set()
+        await revoking
+    finally:
+        scheduler.cancel()
+    assert started == []
