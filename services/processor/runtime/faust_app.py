@@ -14,7 +14,10 @@ import faust
 
 from services.kafka_security import faust_credentials
 from services.processor.config import TABLES, ProcessorConfig
-from services.processor.runtime.handover import hand_over_cleanly
+from services.processor.runtime.handover import (
+    hand_over_cleanly,
+    keep_what_is_read_after_the_last_seek,
+)
 from services.processor.runtime.intake import EventsTopic, gather_fetches, shorten_fetch_wait
 
 # Most records one fetch hands over.
@@ -41,6 +44,7 @@ def make_app(config: ProcessorConfig, batch_in_progress: asyncio.Lock) -> faust.
     shorten_fetch_wait(config.fetch_max_wait_ms)
     gather_fetches(kafka.topics.events)
     hand_over_cleanly(batch_in_progress, timeout_s=config.session_timeout_s / 2)
+    keep_what_is_read_after_the_last_seek()
     return faust.App(
         config.full_app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],

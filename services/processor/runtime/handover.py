@@ -22,10 +22,23 @@ under load (`tests/integration/test_scale_out.py`):
    empty bookkeeping: faust seeks every assigned partition to its committed
    offset at that point anyway, and acknowledges what it reads from there.
 
+3. **Records read right after the last seek were dropped.** A recovery ends
+   by seeking every assigned partition to its committed offset, then resumes
+   the flow, which empties every stream buffer (to drop what was read before
+   the seek). Records fetched in between, after the seek, were dropped with
+   the rest while faust counted them as read: never folded, and the commits
+   went past them (seen in the scale-out test: a status that arrived while
+   its partition moved to a joining worker was never folded, and its dispatch
+   never ended). So the buffers are emptied just before that seek instead,
+   and the resume after it keeps what they hold.
+
 faust internals touched (pinned by ``tests/unit/processor/test_runtime_contract.py``):
 ``Consumer.on_partitions_revoked``, ``Consumer.on_partitions_assigned``,
 ``Consumer._gap``, ``Consumer._acked``, ``Consumer._acked_index``,
-``Consumer._commit_offsets`` (and the ``app.producer.flush`` it starts with).
+``Consumer._commit_offsets`` (and the ``app.producer.flush`` it starts with),
+``Consumer.perform_seek``, ``Recovery.on_recovery_completed`` and
+``Recovery._resume_streams`` (each seeks, then resumes the flow),
+``FlowControlEvent.resume`` (which empties the buffers through ``clear``).
 """
 
 from __future__ import annotations
@@ -35,7 +48,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from faust.tables.recovery import Recovery
 from faust.transport import consumer as faust_consumer
+from mode.utils.queues import FlowControlEvent
 
 from services.processor.runtime.context import exit_now
 
@@ -44,6 +59,10 @@ log = logging.getLogger("dispatch.processor")
 _commit_offsets = faust_consumer.Consumer._commit_offsets
 _on_partitions_revoked = faust_consumer.Consumer.on_partitions_revoked
 _on_partitions_assigned = faust_consumer.Consumer.on_partitions_assigned
+_perform_seek = faust_consumer.Consumer.perform_seek
+_on_recovery_completed = Recovery.on_recovery_completed
+_resume_streams = Recovery._resume_streams
+_resume = FlowControlEvent.resume
 
 
 def hand_over_cleanly(batch_in_progress: asyncio.Lock, timeout_s: float) -> None:
@@ -90,3 +109,51 @@ def never_commit_past_a_lost_output(outputs_lost: Callable[[], BaseException | N
         return bool(await _commit_offsets(self, offsets, start_new_transaction))
 
     faust_consumer.Consumer._commit_offsets = commit_offsets  # type: ignore[method-assign]
+
+
+def keep_what_is_read_after_the_last_seek() -> None:
+    """Patch faust's recovery ending (item 3 above): the stream buffers are
+    emptied just before its seek to the committed offsets, not by the resume
+    that follows it. A record read in between the two is then folded, and
+    read again after the seek only if it was fetched before it (the fold
+    skips an offset it already folded in this generation)."""
+    state = {"ending": False, "keep": False}
+
+    async def perform_seek(self: Any) -> None:
+        if not state["ending"]:
+            await _perform_seek(self)
+            return
+        self.app.flow_control.clear()  # what was read before the seek is read again after it
+        await _perform_seek(self)
+        state["keep"] = True
+
+    def resume(self: Any) -> None:
+        if not state["keep"]:
+            _resume(self)
+            return
+        state["keep"] = False
+        # ``resume`` empties the buffers through ``clear``: not this time.
+        self.clear = lambda: None
+        try:
+            _resume(self)
+        finally:
+            del self.clear
+
+    async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
+        state["ending"] = True
+        try:
+            await _on_recovery_completed(self, generation_id)
+        finally:
+            state["ending"] = state["keep"] = False
+
+    async def resume_streams(self: Any, generation_id: int = 0) -> None:
+        state["ending"] = True
+        try:
+            await _resume_streams(self, generation_id)
+        finally:
+            state["ending"] = state["keep"] = False
+
+    faust_consumer.Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
+    FlowControlEvent.resume = resume  # type: ignore[method-assign]
+    Recovery.on_recovery_completed = on_recovery_completed  # type: ignore[method-assign]
+    Recovery._resume_streams = resume_streams  # type: ignore[method-assign]

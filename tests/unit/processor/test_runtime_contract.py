@@ -116,6 +116,22 @@ def test_consumer_internals_intake_and_handover_use() -> None:
     assert hasattr(faust.Topic, "_compile_decode")
 
 
+def test_recovery_internals_the_last_seek_patch_uses() -> None:
+    from mode.utils.queues import FlowControlEvent
+
+    from services.processor.runtime import handover
+
+    # Each recovery ending seeks, then resumes the flow (which empties the
+    # stream buffers through ``clear``): the order the patch relies on.
+    for ending in (handover._on_recovery_completed, handover._resume_streams):
+        source = inspect.getsource(ending)
+        assert source.index("perform_seek()") < source.index("flow_control.resume()"), ending
+        assert list(inspect.signature(ending).parameters) == ["self", "generation_id"]
+    assert "self.clear()" in inspect.getsource(handover._resume)
+    assert list(inspect.signature(handover._perform_seek).parameters) == ["self"]
+    assert callable(FlowControlEvent.clear)
+
+
 def test_store_internals_the_changelog_writer_uses() -> None:
     from faust.stores import base
     from faust.stores.rocksdb import Store as RocksDBStore
