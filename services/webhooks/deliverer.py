@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from events.codec import UndecodableMessage, decode_webhook
@@ -38,8 +38,9 @@ from services.webhooks.config import WebhookSettings
 from services.webhooks.endpoints import Endpoints
 from services.webhooks.finished import FinishedWebhooks
 from services.webhooks.ordering import OrderGate
+from services.webhooks.partitions import Partitions, RebalanceListener
 from services.webhooks.safety import DestinationGuard
-from services.webhooks.state import DeliveryState, at, encode_state, latest_states, state_topic
+from services.webhooks.state import DeliveryState, at, encode_state, state_topic
 from services.webhooks.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 
-class Deliverer(Attempts, Committing):
+class Deliverer(Attempts, Committing, Partitions):
     def __init__(
         self,
         settings: KafkaSettings,
@@ -73,9 +74,7 @@ class Deliverer(Attempts, Committing):
         self._finished = FinishedWebhooks(config.state_retention_s)
         self._pruned_at = 0.0
         self._owned: set[int] = set()
-        # Partitions being revoked: no attempt starts on them any more, while
-        # the ones under way still get their outcomes recorded.
-        self._leaving: set[int] = set()
+        self._leaving: set[int] = set()  # being revoked (``partitions.py``)
         self._queued: set[uuid.UUID] = set()  # in the heap, an endpoint queue, or in flight
         self._heap: list[tuple[float, int, uuid.UUID]] = []
         self._seq = itertools.count()
@@ -85,8 +84,7 @@ class Deliverer(Attempts, Committing):
         self._consumer: AIOKafkaConsumer | None = None
         self._recording: set[asyncio.Task[None]] = set()
         self._took_partitions = asyncio.Event()
-        # Counts revocations: a batch fetched before one is not taken after it.
-        self._generation = 0
+        self._generation = 0  # revocations so far (``partitions.py``)
         self._start_settling(config)
 
     # -- lifecycle ---------------------------------------------------------------
@@ -107,7 +105,7 @@ class Deliverer(Attempts, Committing):
         await consumer.start()
         scheduler = asyncio.create_task(self._schedule_loop(), name="webhook-scheduler")
         try:
-            consumer.subscribe([self._settings.topics.webhooks], listener=_Rebalance(self))
+            consumer.subscribe([self._settings.topics.webhooks], listener=RebalanceListener(self))
             if ready is not None:
                 ready()
             while not stop.is_set():
@@ -135,21 +133,6 @@ class Deliverer(Attempts, Committing):
             await consumer.stop()
 
     # -- commands in ---------------------------------------------------------------
-    async def _owned_only(self, batch: dict[TopicPartition, list[Any]]) -> bool:
-        """Put back the records of partitions whose states are still loading
-        (aiokafka fetches while ``assigned`` runs); False if none is left."""
-        assert self._consumer is not None
-        unready = [tp for tp in batch if tp.partition not in self._owned]
-        for tp in unready:
-            records = batch.pop(tp)
-            if records and tp in self._consumer.assignment():
-                self._consumer.seek(tp, records[0].offset)
-        if unready:
-            self._took_partitions.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._took_partitions.wait(), 1.0)
-        return bool(batch)
-
     async def _take(self, batch: dict[TopicPartition, list[Any]], generation: int) -> None:
         """Accept the commands of a batch fetched in assignment ``generation``.
 
@@ -219,68 +202,6 @@ class Deliverer(Attempts, Committing):
             partitions=[s.source_partition for s in states],
         )
 
-    # -- partitions come and go -----------------------------------------------------
-    async def assigned(self, partitions: list[int]) -> None:
-        # Until the partitions' states are read, their commands cannot be told
-        # from duplicates nor their pending webhooks resumed: keep trying (a
-        # broker restart) rather than own partitions whose webhooks never go.
-        delay = 0.5
-        while True:
-            try:
-                states = await latest_states(self._settings, partitions)
-                break
-            except (KafkaError, TimeoutError, OSError) as exc:
-                log.warning("could not read webhook states of %s (%r); retrying", partitions, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-        pending = sorted(
-            (s for s in states.values() if s.phase == "pending"), key=lambda s: s.source_offset
-        )
-        for state in states.values():
-            if state.phase != "pending":
-                self._finished.add(
-                    state.source_partition,
-                    state.webhook_id,
-                    state.round,
-                    state.updated_at.timestamp(),
-                )
-        for state in pending:
-            self._pending[state.webhook_id] = state
-            self._gate.track(state)
-        self._owned.update(partitions)
-        self._took_partitions.set()
-        for state in pending:
-            self._schedule(state)
-        log.info(
-            "took partitions %s: %d pending webhooks, %d finished",
-            partitions,
-            len(pending),
-            len(states) - len(pending),
-        )
-
-    async def revoked(self, partitions: list[int]) -> None:
-        self._generation += 1
-        # From here no attempt starts on these partitions: one started while
-        # the revocation waits (a final report its status just released)
-        # would conclude after it, unrecorded, and the next owner would send
-        # it again.
-        self._leaving.update(partitions)
-        # What is settled is committed first, so the next owner does not send
-        # those webhooks again.
-        owned = [p for p in partitions if p in self._owned]
-        if owned:
-            await self._let_attempts_conclude(owned)
-            await self._commit_settled(owned, force=True)
-        self._leaving.difference_update(partitions)
-        for partition in partitions:
-            self._settlement.drop_partition(partition)
-            self._owned.discard(partition)
-            self._finished.drop_partition(partition)
-            self._gate.forget_partition(partition)
-        for webhook_id, state in list(self._pending.items()):
-            if state.source_partition in partitions:
-                del self._pending[webhook_id]
-
     # -- scheduling -------------------------------------------------------------------
     def _schedule(self, state: DeliveryState) -> None:
         if state.webhook_id in self._queued or not self._gate.admit(state):
@@ -312,15 +233,3 @@ class Deliverer(Attempts, Committing):
             delay = min(self._heap[0][0] - now, 1.0) if self._heap else 1.0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(delay, 0.001))
-
-
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, deliverer: Deliverer) -> None:
-        self._deliverer = deliverer
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._deliverer.revoked(sorted(tp.partition for tp in revoked))
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        if assigned:
-            await self._deliverer.assigned(sorted(tp.partition for tp in assigned))
