@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from faust.tables.recovery import Recovery
@@ -139,21 +139,19 @@ def keep_what_is_read_after_the_last_seek() -> None:
         finally:
             del self.clear
 
-    async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
-        state["ending"] = True
-        try:
-            await _on_recovery_completed(self, generation_id)
-        finally:
-            state["ending"] = state["keep"] = False
+    def ending(original: Callable[..., Coroutine[Any, Any, None]]) -> Any:
+        """A recovery ending (it seeks, then resumes the flow), marked as one."""
 
-    async def resume_streams(self: Any, generation_id: int = 0) -> None:
-        state["ending"] = True
-        try:
-            await _resume_streams(self, generation_id)
-        finally:
-            state["ending"] = state["keep"] = False
+        async def end(self: Any, generation_id: int = 0) -> None:
+            state["ending"] = True
+            try:
+                await original(self, generation_id)
+            finally:
+                state["ending"] = state["keep"] = False
+
+        return end
 
     faust_consumer.Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
     FlowControlEvent.resume = resume  # type: ignore[method-assign]
-    Recovery.on_recovery_completed = on_recovery_completed  # type: ignore[method-assign]
-    Recovery._resume_streams = resume_streams  # type: ignore[method-assign]
+    Recovery.on_recovery_completed = ending(_on_recovery_completed)  # type: ignore[method-assign]
+    Recovery._resume_streams = ending(_resume_streams)  # type: ignore[method-assign]
