@@ -52,6 +52,13 @@ class EventWriter(Protocol):
     ) -> Any: ...
 
 
+class RecordsWriter(EventWriter, Protocol):
+    """An :class:`EventWriter` that can also write several records in one go
+    (one produce request for those whose partitions one broker leads)."""
+
+    async def send_all(self, records: Sequence[Record]) -> Any: ...
+
+
 class ProducerUnavailable(Exception):
     """Kafka did not acknowledge a write within the bound."""
 

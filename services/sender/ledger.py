@@ -33,7 +33,7 @@ from events.codec import UndecodableMessage, decode_event, encode, from_json, to
 from events.dispatch import MessageOutcomeUnknown, MessageSendFailed, MessageSubmitted
 from services.kafka import KafkaSettings, follow_from_beginning, new_topic, reached
 from services.kafka_security import client_options
-from services.producer import EventWriter
+from services.producer import Record, RecordsWriter
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ async def ensure_ledger_topic(settings: KafkaSettings, retention_ms: int) -> Non
 
 
 class Ledger:
-    def __init__(self, settings: KafkaSettings, producer: EventWriter) -> None:
+    def __init__(self, settings: KafkaSettings, producer: RecordsWriter) -> None:
         self._settings = settings
         self._topic = ledger_topic(settings)
         self._producer = producer
@@ -123,8 +123,17 @@ class Ledger:
         )
         self.apply(command_id, Intent(at))
 
-    async def record_outcome(self, command_id: uuid.UUID, event: Outcome) -> None:
-        await self._producer.send_and_wait(self._topic, encode(event), key=str(command_id).encode())
+    async def record_outcome(
+        self, command_id: uuid.UUID, event: Outcome, *, along_with: Record | None = None
+    ) -> None:
+        """Record the outcome, and ``along_with`` in the same write: one
+        produce request, not two one after the other, when one broker leads
+        both partitions. Acknowledged together or raised together."""
+        record: Record = (self._topic, str(command_id).encode(), encode(event))
+        if along_with is None:
+            await self._producer.send_and_wait(record[0], record[2], key=record[1])
+        else:
+            await self._producer.send_all([record, along_with])
         self.apply(command_id, event)
 
     # -- following ---------------------------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 
+from services import fetch_wait
 from services.kafka import KafkaSettings, ensure_topics
 from services.producer import RebuildingProducer
 from services.sender.config import SenderConfig
@@ -18,6 +19,11 @@ log = logging.getLogger("services.sender")
 
 
 async def serve(config: SenderConfig, settings: KafkaSettings, stop: asyncio.Event) -> None:
+    # A dispatch gives the sender one command, handled alone however many
+    # came with it (one provider call each): a gathering fetch would save it
+    # nothing, and cost an empty fetch after each command under a trickle,
+    # and the next command up to a gathering window of wait.
+    fetch_wait.install(gather_ms=0)
     await ensure_topics(settings)
     await ensure_ledger_topic(settings, config.ledger_retention_ms)
     # Rebuilt when it fails: a broker restart can leave an idempotent

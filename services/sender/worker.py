@@ -24,7 +24,7 @@ from events.references import client_ref
 from services.dead_letters import DeadLetters
 from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
 from services.kafka_security import client_options
-from services.producer import EventWriter, until_written
+from services.producer import Record, RecordsWriter, until_written
 from services.sender.config import SenderConfig
 from services.sender.ledger import Intent, Ledger, Outcome
 from services.sender.offsets import OffsetTracker
@@ -56,7 +56,7 @@ class SenderWorker:
         config: SenderConfig,
         settings: KafkaSettings,
         provider: Provider,
-        producer: EventWriter,
+        producer: RecordsWriter,
         ledger: Ledger,
         *,
         shutdown_grace_s: float = 10.0,
@@ -201,9 +201,17 @@ class SenderWorker:
                 max_s=self._config.retry_max_s,
             )
             event = outcome_event(command, answer, attempted_at)
-            # The ledger's outcome first: if we die before the event is on the
-            # log, the redelivered command re-appends it from the ledger.
-            await self._until_kafka_ok(lambda: self._ledger.record_outcome(command_id, event))
+            # The ledger's outcome and the event in one write. If only the
+            # outcome lands before we die, the redelivered command appends the
+            # event from the ledger. If only the event lands (its partition's
+            # write went through, the ledger's failed), the redelivered command
+            # finds the intent and appends MessageOutcomeUnknown, which the fold
+            # ignores for a step already submitted or failed. Never a second call.
+            along = self._event_record(command, event)
+            await self._until_kafka_ok(
+                lambda: self._ledger.record_outcome(command_id, event, along_with=along)
+            )
+            return
         elif isinstance(entry, Intent):
             log.warning(
                 "command %s was in flight when a sender stopped; not sent again", command_id
@@ -212,12 +220,11 @@ class SenderWorker:
             await self._until_kafka_ok(lambda: self._ledger.record_outcome(command_id, event))
         else:
             event = entry
-        key = str(command.dispatch_uuid).encode()
-        await self._until_kafka_ok(
-            lambda: self._producer.send_and_wait(
-                self._settings.topics.events, encode(event), key=key
-            )
-        )
+        topic, key, value = self._event_record(command, event)
+        await self._until_kafka_ok(lambda: self._producer.send_and_wait(topic, value, key=key))
+
+    def _event_record(self, command: SendMessage, event: Outcome) -> Record:
+        return (self._settings.topics.events, str(command.dispatch_uuid).encode(), encode(event))
 
     async def _until_kafka_ok(self, write: Callable[[], Awaitable[object]]) -> None:
         """Retry a Kafka write until it is acknowledged: losing it is never an option."""

@@ -13,7 +13,7 @@ from events.dispatch import MessageOutcomeUnknown, MessageSubmitted
 from events.topics import Topics
 from services.kafka import KafkaSettings
 from services.sender.config import SenderConfig
-from services.sender.ledger import INTENT, Intent, Ledger
+from services.sender.ledger import INTENT, Intent, Ledger, ledger_topic
 from services.sender.outcomes import Answer, Submitted
 from services.sender.worker import SenderWorker
 
@@ -24,6 +24,7 @@ class RecordingProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes | None]] = []
         self.headers: list[list[tuple[str, bytes]] | None] = []
+        self.writes: list[int] = []  # records per send_all
 
     async def send_and_wait(
         self,
@@ -34,6 +35,13 @@ class RecordingProducer:
     ) -> None:
         self.sent.append((topic, value, key))
         self.headers.append(headers)
+
+    async def send_all(self, records: list[tuple[str, bytes | None, bytes | None]]) -> None:
+        self.writes.append(len(records))
+        for topic, key, value in records:
+            assert value is not None
+            self.sent.append((topic, value, key))
+            self.headers.append(None)
 
     def on(self, topic: str) -> list[bytes]:
         return [value for t, value, _ in self.sent if t == topic]
@@ -84,6 +92,22 @@ async def test_the_intent_is_durable_before_the_provider_is_called() -> None:
     assert isinstance(events[0], MessageSubmitted)
     assert events[0].message_uuid == "msg-1"
     assert events[0].command_id == command.event_id
+
+
+async def test_the_outcome_and_its_event_are_one_write() -> None:
+    worker, producer, provider, ledger = _setup()
+    command = _command()
+    provider.command_id = command.event_id
+    await worker.handle(command)
+    # Intent alone, then the ledger's outcome and the event together: two
+    # produce requests a send, not three.
+    assert producer.writes == [2]
+    assert [topic for topic, _, _ in producer.sent] == [
+        ledger_topic(SETTINGS),
+        ledger_topic(SETTINGS),
+        SETTINGS.topics.events,
+    ]
+    assert isinstance(ledger.get(command.event_id), MessageSubmitted)
 
 
 async def test_a_redelivered_command_re_emits_its_outcome_without_a_call() -> None:
