@@ -28,6 +28,7 @@ from services.webhooks.policy import AttemptResult, Verdict, decide
 from services.webhooks.safety import DestinationGuard, UnsafeDestination, check_url, endpoint_of
 from services.webhooks.settlement import Settlement
 from services.webhooks.state import DeliveryState, at
+from services.webhooks.state_writes import StateWrites
 from services.webhooks.transport import Transport
 
 log = logging.getLogger("services.webhooks.deliverer")
@@ -60,6 +61,8 @@ class Attempts:
 
     async def _record_states(self, states: list[DeliveryState]) -> None:
         raise NotImplementedError
+
+    _state_writes: StateWrites
 
     def _dispatch(self, state: DeliveryState) -> None:
         self._attempting[state.webhook_id] = state.source_partition
@@ -160,8 +163,16 @@ class Attempts:
             # the webhook again: that would post it to the receiver once per
             # failed write for as long as the outage lasts.
             recorded = await until_written(
-                lambda: self._record_outcome(updated, verdict, http_status, started),
+                lambda: self._record_event(updated, verdict, http_status, started),
                 what=f"the outcome of webhook {state.webhook_id}",
+                stop=self._stopping,
+            )
+            # Final reports waiting for this status need not wait for its
+            # state record's batch as well.
+            self._release_finals_after(state)
+            recorded = recorded and await until_written(
+                lambda: self._record_state(updated),
+                what=f"the state of webhook {state.webhook_id}",
                 stop=self._stopping,
             )
         except Exception:
@@ -189,9 +200,7 @@ class Attempts:
                 self._finished.add(state.source_partition, state.webhook_id, state.round, now)
         self._attempting.pop(state.webhook_id, None)
         self._attempt_done.set()
-        for final in self._gate.attempted(state):
-            if final.webhook_id in self._pending:
-                self._schedule(self._pending[final.webhook_id])
+        self._release_finals_after(state)
         log.info(
             "webhook %s (%s, attempt %d): %s",
             state.webhook_id,
@@ -200,7 +209,14 @@ class Attempts:
             verdict.kind if verdict.kind != "retry" else f"retry at {updated.next_attempt_at}",
         )
 
-    async def _record_outcome(
+    def _release_finals_after(self, state: DeliveryState) -> None:
+        """The status webhook ``state`` was attempted: final reports held back
+        for it may go (once: the gate forgets what it released)."""
+        for final in self._gate.attempted(state):
+            if final.webhook_id in self._pending:
+                self._schedule(self._pending[final.webhook_id])
+
+    async def _record_event(
         self, state: DeliveryState, verdict: Verdict, http_status: int | None, started: float
     ) -> None:
         event = outcome_event(state, verdict, http_status, started)
@@ -210,7 +226,10 @@ class Attempts:
                 encode(event),
                 key=str(state.command.dispatch_uuid).encode(),
             )
-        # A partition that moved to another deliverer is its business now: a
-        # stale state record here could overwrite its newer one.
+
+    async def _record_state(self, state: DeliveryState) -> None:
+        # After the event, never before: a state record says the outcome is
+        # in the history. Batched with the states of other webhooks
+        # concluding meanwhile (``state_writes.py``).
         if state.source_partition in self._owned:
-            await self._record_states([state])
+            await self._state_writes.record(state)

@@ -41,6 +41,7 @@ from services.webhooks.ordering import OrderGate
 from services.webhooks.partitions import Partitions, RebalanceListener
 from services.webhooks.safety import DestinationGuard
 from services.webhooks.state import DeliveryState, at, encode_state, state_topic
+from services.webhooks.state_writes import StateWrites
 from services.webhooks.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class Deliverer(Attempts, Committing, Partitions):
         self._took_partitions = asyncio.Event()
         self._generation = 0  # revocations so far (``partitions.py``)
         self._start_settling(config)
+        self._state_writes = StateWrites(self._record_owned_states)
 
     # -- lifecycle ---------------------------------------------------------------
     async def run(self, stop: asyncio.Event, ready: Callable[[], None] | None = None) -> None:
@@ -196,7 +198,15 @@ class Deliverer(Attempts, Committing, Partitions):
         """Park a command nobody can read, as the processor does with events."""
         await DeadLetters(self._producer, self._settings.topics.dead_letters).park(record, reason)
 
+    async def _record_owned_states(self, states: list[DeliveryState]) -> None:
+        # A partition that moved to another deliverer while its states
+        # waited for their batch is its business now: a stale state record
+        # could overwrite its newer one.
+        await self._record_states([s for s in states if s.source_partition in self._owned])
+
     async def _record_states(self, states: list[DeliveryState]) -> None:
+        if not states:
+            return
         await self._producer.send_all(
             [(self._state_topic, str(s.webhook_id).encode(), encode_state(s)) for s in states],
             partitions=[s.source_partition for s in states],
