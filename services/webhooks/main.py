@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 
+from services import fetch_wait
 from services.applications.registry import ApplicationRegistry
 from services.applications.sealing import KEYS_VARIABLE, SealingError, SecretKeys
 from services.kafka import ensure_topics
@@ -24,6 +25,11 @@ log = logging.getLogger("dispatch.webhooks")
 
 
 async def serve(config: WebhookSettings, stop: asyncio.Event) -> None:
+    # Each command is one POST of its own, its state record batched by time
+    # (``state_writes.py``) and offsets committed by time (``committing.py``):
+    # a gathering fetch would batch nothing more, and hold a final report back
+    # for up to the gathering window.
+    fetch_wait.install(gather_ms=0)
     keys = SecretKeys.from_env()
     if keys is None:
         # Signature secrets are sealed on the registry: without the key the
