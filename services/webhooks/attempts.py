@@ -17,18 +17,18 @@ from events.applications import ApplicationRegistered
 from events.codec import encode, to_json
 from services.applications.registry import ApplicationRegistry
 from services.kafka import KafkaSettings
-from services.producer import RebuildingProducer, until_written
+from services.producer import RebuildingProducer, Record
 from services.webhooks import signing
 from services.webhooks.config import WebhookSettings
 from services.webhooks.endpoints import Endpoints
 from services.webhooks.finished import FinishedWebhooks
 from services.webhooks.ordering import OrderGate
-from services.webhooks.outcomes import outcome_event
+from services.webhooks.outcome_writes import OutcomeWrites
+from services.webhooks.outcomes import WebhookOutcome, outcome_event
 from services.webhooks.policy import AttemptResult, Verdict, decide
 from services.webhooks.safety import DestinationGuard, UnsafeDestination, check_url, endpoint_of
 from services.webhooks.settlement import Settlement
 from services.webhooks.state import DeliveryState, at
-from services.webhooks.state_writes import StateWrites
 from services.webhooks.transport import Transport
 
 log = logging.getLogger("services.webhooks.deliverer")
@@ -59,10 +59,7 @@ class Attempts:
     def _schedule(self, state: DeliveryState) -> None:
         raise NotImplementedError
 
-    async def _record_states(self, states: list[DeliveryState]) -> None:
-        raise NotImplementedError
-
-    _state_writes: StateWrites
+    _outcome_writes: OutcomeWrites
 
     def _dispatch(self, state: DeliveryState) -> None:
         self._attempting[state.webhook_id] = state.source_partition
@@ -151,6 +148,9 @@ class Attempts:
             }
         )
         partition, offset = state.source_partition, state.source_offset
+        # The status was attempted: final reports held back for it may go now,
+        # not once its outcome is recorded as well.
+        self._release_finals_after(state)
         # Not to be overtaken by a pending record of the command (its first
         # attempt outlasting the grace): the outcome must be the later record.
         self._settlement.busy(partition, offset)
@@ -159,21 +159,13 @@ class Attempts:
             await asyncio.wait({early})
         try:
             # The attempt happened: what is left is to record it. Kafka away
-            # (a broker restart) is waited out here, not answered by sending
+            # (a broker restart) is waited out in outcome_writes.py, not by sending
             # the webhook again: that would post it to the receiver once per
             # failed write for as long as the outage lasts.
-            recorded = await until_written(
-                lambda: self._record_event(updated, verdict, http_status, started),
-                what=f"the outcome of webhook {state.webhook_id}",
-                stop=self._stopping,
-            )
-            # Final reports waiting for this status need not wait for its
-            # state record's batch as well.
-            self._release_finals_after(state)
-            recorded = recorded and await until_written(
-                lambda: self._record_state(updated),
-                what=f"the state of webhook {state.webhook_id}",
-                stop=self._stopping,
+            event = outcome_event(updated, verdict, http_status, started)
+            recorded = await self._outcome_writes.record(
+                None if event is None else self._event_record(event),
+                updated if partition in self._owned else None,
             )
         except Exception:
             log.exception("could not record the outcome of webhook %s", state.webhook_id)
@@ -200,7 +192,6 @@ class Attempts:
                 self._finished.add(state.source_partition, state.webhook_id, state.round, now)
         self._attempting.pop(state.webhook_id, None)
         self._attempt_done.set()
-        self._release_finals_after(state)
         log.info(
             "webhook %s (%s, attempt %d): %s",
             state.webhook_id,
@@ -216,20 +207,5 @@ class Attempts:
             if final.webhook_id in self._pending:
                 self._schedule(self._pending[final.webhook_id])
 
-    async def _record_event(
-        self, state: DeliveryState, verdict: Verdict, http_status: int | None, started: float
-    ) -> None:
-        event = outcome_event(state, verdict, http_status, started)
-        if event is not None:
-            await self._producer.send_and_wait(
-                self._settings.topics.events,
-                encode(event),
-                key=str(state.command.dispatch_uuid).encode(),
-            )
-
-    async def _record_state(self, state: DeliveryState) -> None:
-        # After the event, never before: a state record says the outcome is
-        # in the history. Batched with the states of other webhooks
-        # concluding meanwhile (``state_writes.py``).
-        if state.source_partition in self._owned:
-            await self._state_writes.record(state)
+    def _event_record(self, event: WebhookOutcome) -> Record:
+        return (self._settings.topics.events, str(event.dispatch_uuid).encode(), encode(event))

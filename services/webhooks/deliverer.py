@@ -38,10 +38,10 @@ from services.webhooks.config import WebhookSettings
 from services.webhooks.endpoints import Endpoints
 from services.webhooks.finished import FinishedWebhooks
 from services.webhooks.ordering import OrderGate
+from services.webhooks.outcome_writes import OutcomeWrites
 from services.webhooks.partitions import Partitions, RebalanceListener
 from services.webhooks.safety import DestinationGuard
 from services.webhooks.state import DeliveryState, at, encode_state, state_topic
-from services.webhooks.state_writes import StateWrites
 from services.webhooks.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,12 @@ class Deliverer(Attempts, Committing, Partitions):
         self._took_partitions = asyncio.Event()
         self._generation = 0  # revocations so far (``partitions.py``)
         self._start_settling(config)
-        self._state_writes = StateWrites(self._record_owned_states)
+        self._outcome_writes = OutcomeWrites(
+            lambda records, partitions: producer.send_all(records, partitions=partitions),
+            state_topic=self._state_topic,
+            owned=lambda partition: partition in self._owned,
+            stopping=lambda: self._stopping.is_set(),
+        )
 
     # -- lifecycle ---------------------------------------------------------------
     async def run(self, stop: asyncio.Event, ready: Callable[[], None] | None = None) -> None:
@@ -197,12 +202,6 @@ class Deliverer(Attempts, Committing, Partitions):
     async def _dead_letter(self, record: Any, reason: str) -> None:
         """Park a command nobody can read, as the processor does with events."""
         await DeadLetters(self._producer, self._settings.topics.dead_letters).park(record, reason)
-
-    async def _record_owned_states(self, states: list[DeliveryState]) -> None:
-        # A partition that moved to another deliverer while its states
-        # waited for their batch is its business now: a stale state record
-        # could overwrite its newer one.
-        await self._record_states([s for s in states if s.source_partition in self._owned])
 
     async def _record_states(self, states: list[DeliveryState]) -> None:
         if not states:
