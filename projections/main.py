@@ -22,6 +22,7 @@ from projections.api import create_api
 from projections.projector import Projector
 from projections.settings import ProjectorSettings
 from projections.store import default_group, open_store, redacted
+from services import fetch_wait
 from services.dead_letters import DeadLetters
 from services.internal_endpoints import InternalTokenMissing, RequireInternalToken, token_for
 from services.kafka import ensure_topics
@@ -35,6 +36,7 @@ async def serve(config: ProjectorSettings) -> None:
     host = config.host
     token = token_for(host, "the projector's API")  # before anything else: fail fast
     settings = config.kafka
+    fetch_wait.install(gather_ms=config.fetch_gather_ms)
     await ensure_topics(settings)
     url = config.store
     try:

@@ -27,6 +27,12 @@ class ProjectorSettings(KafkaProcessSettings, ViewSettings):
     group: str = Field("", validation_alias="PROJECTOR_GROUP")
     host: str = Field("127.0.0.1", validation_alias="PROJECTOR_HOST")
     port: int = Field(8070, ge=0, le=65535, validation_alias="PROJECTOR_PORT")
+    # How long a fetch that follows one with records waits for more (see
+    # ``services/fetch_wait.py``). Longer than the other processes' window:
+    # no send and no webhook waits for the read side, and each batch is a
+    # store transaction, so fewer, fuller batches cost much less under a
+    # trickle; the read models lag by up to this much more.
+    fetch_gather_ms: int = Field(100, ge=0, le=1_000, validation_alias="PROJECTOR_FETCH_GATHER_MS")
 
     @property
     def store(self) -> str:
