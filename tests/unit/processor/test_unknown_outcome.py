@@ -60,3 +60,30 @@ def test_a_status_that_beat_the_unknown_outcome_still_decides_the_step() -> None
     _unknown(h, dispatch, 0)
     assert h.started_steps(dispatch) == [0, 1]
     assert h.state(dispatch).steps[0].message_uuid == "msg-fast"
+
+
+def test_an_unknown_outcome_after_the_submission_changes_nothing() -> None:
+    # A sender that died after its event reached the log but before its
+    # ledger's outcome did: the redelivered command appends an unknown outcome.
+    h = Harness()
+    dispatch = h.request(steps=2, expiry=60)
+    h.submitted(dispatch, 0, "msg-1")
+    before = h.state(dispatch).steps[0]
+    outputs = h.feed(
+        MessageOutcomeUnknown(
+            dispatch_uuid=dispatch,
+            step=0,
+            command_id=command_id(str(dispatch), 0),
+            attempted_at=h.now + timedelta(seconds=5),
+            reason="no answer from the provider",
+            occurred_at=h.now,
+        )
+    )
+    after = h.state(dispatch).steps[0]
+    assert outputs == []
+    assert not after.outcome_unknown
+    assert (after.message_uuid, after.deadline_at) == ("msg-1", before.deadline_at)
+    h.status(dispatch, "msg-1", "delivered", step=0)
+    (report,) = h.final_reports(dispatch)
+    assert report["status"] == "completed"
+    assert h.started_steps(dispatch) == [0]
