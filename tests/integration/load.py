@@ -274,7 +274,16 @@ async def tally(stack: Stack, load: Load) -> Tally:
             result.lost += 1
             result.lost_dispatches.append(dispatch)
             history = " ".join(histories.get(dispatch, [])) or "no events"
-            result.problems.append(f"{dispatch}: no final report (kind {index}): {history}")
+            # What the provider saw of each step: whether a send ever reached it.
+            provider = " ".join(
+                f"step {step} reached the provider {sends['attempts'].get(ref, 0)}x, "
+                f"accepted {sends['accepted'].get(ref, 0)}x;"
+                for step in range(len(kind.workflow))
+                for ref in [client_ref(dispatch, step)]
+            )
+            result.problems.append(
+                f"{dispatch}: no final report (kind {index}): {history}; {provider}"
+            )
             continue
         final = finals[0]["payload"]
         if final["status"] != kind.final:
