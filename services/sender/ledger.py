@@ -1,15 +1,18 @@
 """The sender's durable memory of what it did for each command id.
 
-Before calling the provider the sender appends an *intent* for the command id
-to a compacted topic (acks=all); after the call it appends the *outcome* (the
-very event it then appends to ``dispatch.events``). A redelivered command is
-then answered from here:
+Before each call to the provider the sender appends an *intent* for the
+command id to a compacted topic (acks=all); after a call the provider surely
+refused for now (5xx, 429, no connection) it appends *retrying*; after the
+last call it appends the *outcome* (the very event it then appends to
+``dispatch.events``). A redelivered command is then answered from here:
 
 - outcome recorded → re-append the same event (deterministic id, harmless);
-- intent only → the process died during the call. The provider may or may not
+- retrying → every call so far was surely refused: the tries go on where they
+  stopped (same first-attempt time, same budget);
+- intent last → the process died during a call. The provider may or may not
   have accepted it, and calling again could send it twice, so it is not sent
   again: the step's outcome is unknown (``MessageOutcomeUnknown``) and it waits
-  as if submitted when the intent was recorded.
+  as if submitted when the first intent was recorded.
 
 Every sender instance follows the whole topic, and catches up to its end before
 it processes newly assigned partitions, so an instance that takes over from a
@@ -46,14 +49,39 @@ LEDGER_FETCH_MAX_WAIT_MS = 500
 
 @dataclass(frozen=True)
 class Intent:
-    """A call was started for this command (at ``at``; None in intents recorded
-    before the time was); its outcome is not known."""
+    """Call number ``attempt`` was started for this command, whose first call
+    was at ``at`` (None in intents recorded before the time was); its outcome
+    is not known."""
 
     at: datetime | None = None
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """``attempts`` calls were made for this command, the first at ``at``, and
+    the provider surely accepted none of them (the last said ``reason``): the
+    next call may be made."""
+
+    at: datetime
+    attempts: int
+    reason: str
+    http_status: int | None = None
 
 
 INTENT = Intent()
-LedgerEntry = Intent | Outcome
+LedgerEntry = Intent | Retrying | Outcome
+
+
+def progress(entry: LedgerEntry) -> float:
+    """How far a send had got: intent 1 < retrying 1 < intent 2 < … < outcome.
+    Records are read late and more than once (this sender's own, read back;
+    a catch-up after a rebalance), so an entry never goes back."""
+    if isinstance(entry, Intent):
+        return 2 * entry.attempt - 1
+    if isinstance(entry, Retrying):
+        return 2 * entry.attempts
+    return float("inf")
 
 
 def ledger_topic(settings: KafkaSettings) -> str:
@@ -67,15 +95,45 @@ def parse_entry(value: bytes) -> LedgerEntry | None:
     except ValueError:
         return None
     if isinstance(data, dict) and data.get("state") == "intent":
+        attempt = data.get("attempt", 1)
+        attempt = attempt if isinstance(attempt, int) and attempt >= 1 else 1
         try:
-            return Intent(datetime.fromisoformat(data["at"])) if data.get("at") else INTENT
+            at = datetime.fromisoformat(data["at"]) if data.get("at") else None
         except (TypeError, ValueError):
-            return INTENT
+            at = None
+        return Intent(at, attempt)
+    if isinstance(data, dict) and data.get("state") == "retrying":
+        return _retrying(data)
     try:
         event = decode_event(value)
     except UndecodableMessage:
         return None
     return event if isinstance(event, Outcome) else None
+
+
+def _retrying(data: dict[str, object]) -> Retrying | Intent:
+    """A retrying record, or, if it cannot be read, the intent before it: an
+    unreadable record must never let a call be made that may be a second one."""
+    attempts, at, reason, http_status = (
+        data.get("attempts"),
+        data.get("at"),
+        data.get("reason"),
+        data.get("http_status"),
+    )
+    if not isinstance(attempts, int) or attempts < 1:
+        return INTENT
+    try:
+        first = datetime.fromisoformat(at) if isinstance(at, str) else None
+    except ValueError:
+        first = None
+    if first is None:
+        return Intent(None, attempts)
+    return Retrying(
+        first,
+        attempts,
+        reason if isinstance(reason, str) else "",
+        http_status if isinstance(http_status, int) else None,
+    )
 
 
 async def ensure_ledger_topic(settings: KafkaSettings, retention_ms: int) -> None:
@@ -111,17 +169,36 @@ class Ledger:
         return self._entries.get(command_id)
 
     def apply(self, command_id: uuid.UUID, entry: LedgerEntry) -> None:
-        # An outcome is final: a late-read intent never hides it.
-        if isinstance(entry, Intent) and command_id in self._entries:
+        # An outcome is final, and a late-read intent or retrying never takes
+        # a send back to an earlier point.
+        current = self._entries.get(command_id)
+        if (
+            current is not None
+            and not isinstance(entry, Outcome)
+            and progress(entry) <= progress(current)
+        ):
             return
         self._entries[command_id] = entry
 
-    async def record_intent(self, command_id: uuid.UUID, at: datetime) -> None:
-        record = {"state": "intent", "at": at.isoformat()}
+    async def record_intent(self, command_id: uuid.UUID, at: datetime, attempt: int = 1) -> None:
+        record = {"state": "intent", "at": at.isoformat(), "attempt": attempt}
         await self._producer.send_and_wait(
             self._topic, to_json(record), key=str(command_id).encode()
         )
-        self.apply(command_id, Intent(at))
+        self.apply(command_id, Intent(at, attempt))
+
+    async def record_retrying(self, command_id: uuid.UUID, retrying: Retrying) -> None:
+        record = {
+            "state": "retrying",
+            "at": retrying.at.isoformat(),
+            "attempts": retrying.attempts,
+            "reason": retrying.reason,
+            "http_status": retrying.http_status,
+        }
+        await self._producer.send_and_wait(
+            self._topic, to_json(record), key=str(command_id).encode()
+        )
+        self.apply(command_id, retrying)
 
     async def record_outcome(
         self, command_id: uuid.UUID, event: Outcome, *, along_with: Record | None = None

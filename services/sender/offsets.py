@@ -11,16 +11,26 @@ from __future__ import annotations
 class OffsetTracker:
     def __init__(self) -> None:
         self._in_flight: set[int] = set()
+        # Given up unfinished (their partition went to another sender): never
+        # committed past, and not waited for.
+        self._held: set[int] = set()
         self._highest_seen: int | None = None
         self._committed: int | None = None
 
     def started(self, offset: int) -> None:
         self._in_flight.add(offset)
+        self._held.discard(offset)  # held before, and now delivered again
         if self._highest_seen is None or offset > self._highest_seen:
             self._highest_seen = offset
 
     def finished(self, offset: int) -> None:
         self._in_flight.discard(offset)
+
+    def held(self, offset: int) -> None:
+        """Stop waiting for ``offset`` without ever committing past it: it is
+        left, unfinished, to the partition's next owner."""
+        self._in_flight.discard(offset)
+        self._held.add(offset)
 
     @property
     def in_flight(self) -> int:
@@ -31,7 +41,8 @@ class OffsetTracker:
         nothing new is safe to commit."""
         if self._highest_seen is None:
             return None
-        candidate = min(self._in_flight) if self._in_flight else self._highest_seen + 1
+        open_offsets = self._in_flight | self._held
+        candidate = min(open_offsets) if open_offsets else self._highest_seen + 1
         if self._committed is not None and candidate <= self._committed:
             return None
         return candidate

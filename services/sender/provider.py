@@ -8,13 +8,16 @@ import base64
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 import aiohttp
 import jwt
 
+from events.base import utcnow
 from events.codec import from_json, to_json
 from services.sender.config import SenderConfig
+from services.sender.ledger import Retrying
 from services.sender.outcomes import (
     Answer,
     Refused,
@@ -119,26 +122,45 @@ async def submit_with_retries(
     budget_s: float,
     initial_s: float,
     max_s: float,
+    resumed: Retrying | None = None,
+    before_attempt: Callable[[int], Awaitable[bool]] | None = None,
+    after_refusal: Callable[[int, Transient], Awaitable[None]] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
-) -> Submitted | Refused | Unknown:
+    now: Callable[[], datetime] = utcnow,
+) -> Submitted | Refused | Unknown | None:
     """Try until a final answer, or until ``budget_s`` is spent on failures
     that surely were not accepted; then the last of those becomes a refusal.
-    An unknown outcome ends the tries at once: another could send it twice."""
-    started = clock()
-    delays = backoff_delays(initial_s, max_s)
+    An unknown outcome ends the tries at once: another could send it twice.
+
+    ``resumed``: the tries a previous sender made (the budget runs from its
+    first). ``before_attempt(n)`` is awaited before call number n and may
+    refuse it (None is returned: the command is no longer this sender's);
+    ``after_refusal(n, answer)`` after each call surely refused."""
     attempt = 0
+    refusal: Transient | None = None
+    started = clock()
+    if resumed is not None:
+        attempt = resumed.attempts
+        refusal = Transient(resumed.reason, resumed.http_status)
+        started -= max(0.0, (now() - resumed.at).total_seconds())
+    delays = backoff_delays(initial_s, max_s)
     while True:
+        if refusal is not None:
+            remaining = budget_s - (clock() - started)
+            if remaining <= 0:
+                return Refused(
+                    refusal.http_status,
+                    None,
+                    f"gave up after {attempt} attempts in {budget_s:g} s: {refusal.reason}",
+                )
+            await sleep(min(delays[min(attempt - 1, len(delays) - 1)], remaining))
+        if before_attempt is not None and not await before_attempt(attempt + 1):
+            return None
         answer = await provider.submit(message, client_ref)
+        attempt += 1
         if not isinstance(answer, Transient):
             return answer
-        delay = delays[min(attempt, len(delays) - 1)]
-        attempt += 1
-        remaining = budget_s - (clock() - started)
-        if remaining <= 0:
-            return Refused(
-                answer.http_status,
-                None,
-                f"gave up after {attempt} attempts in {budget_s:g} s: {answer.reason}",
-            )
-        await sleep(min(delay, remaining))
+        refusal = answer
+        if after_refusal is not None:
+            await after_refusal(attempt, answer)

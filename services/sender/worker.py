@@ -9,6 +9,7 @@ lanes of different dispatches run side by side up to ``concurrency`` records.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -26,9 +27,9 @@ from services.kafka import FETCH_MAX_WAIT_MS, KafkaSettings
 from services.kafka_security import client_options
 from services.producer import Record, RecordsWriter, until_written
 from services.sender.config import SenderConfig
-from services.sender.ledger import Intent, Ledger, Outcome
+from services.sender.ledger import Intent, Ledger, Outcome, Retrying
 from services.sender.offsets import OffsetTracker
-from services.sender.outcomes import outcome_event, unknown_event
+from services.sender.outcomes import Transient, outcome_event, unknown_event
 from services.sender.provider import Provider, submit_with_retries
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,10 @@ class SenderWorker:
         self._lanes: dict[bytes, deque[ConsumerRecord]] = {}
         self._lane_tasks: set[asyncio.Task[None]] = set()
         self._trackers: dict[TopicPartition, OffsetTracker] = {}
+        # Partitions being revoked: no new call is made for their commands.
+        self._leaving: set[TopicPartition] = set()
+        # Set (and replaced) when partitions start leaving, to wake backoffs.
+        self._ownership_changed = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._stop = asyncio.Event()
         # Set (and replaced) whenever a record finishes, to wake waiters.
@@ -151,14 +156,28 @@ class SenderWorker:
             while lane:
                 record = lane[0]
                 tp = TopicPartition(record.topic, record.partition)
+                done = True
                 try:
-                    await self._handle_record(record)
+                    done = await self._handle_record(record)
                 except Exception as exc:
                     # A command whose handling raises would raise again after a
                     # restart (a restart loop holding up every later command):
                     # it is parked with the reason, and the lane goes on.
                     log.exception("could not handle command at %s@%s", tp, record.offset)
                     await self._dead_letter(record, f"handling failed: {exc!r}")
+                if not done:
+                    # The partition went to another sender, which goes on from
+                    # the ledger: this record and the dispatch's later ones
+                    # (same key, same partition) are left to it, in order.
+                    tracker = self._trackers.get(tp)  # gone once the revocation ended
+                    for left in lane:
+                        if tracker is not None:
+                            tracker.held(left.offset)
+                        self._slots.release()
+                    lane.clear()
+                    self._finished.set()  # the revocation waits for nothing more here
+                    self._finished = asyncio.Event()
+                    break
                 lane.popleft()
                 self._tracker(tp).finished(record.offset)
                 self._slots.release()
@@ -171,48 +190,32 @@ class SenderWorker:
                 del self._lanes[key]
 
     # -- one command -------------------------------------------------------------
-    async def _handle_record(self, record: ConsumerRecord) -> None:
+    async def _handle_record(self, record: ConsumerRecord) -> bool:
+        """Handle one command; False if it was left to the partition's next owner."""
         if record.value is None:
-            return
+            return True
         try:
             command = decode_send(record.value)
         except UndecodableMessage as exc:
             await self._dead_letter(record, str(exc))
-            return
-        await self.handle(command)
+            return True
+        tp = TopicPartition(record.topic, record.partition)
+        return await self.handle(command, owns=lambda: tp not in self._leaving)
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         """Park a command that cannot be handled, with why and where it was."""
         await DeadLetters(self._producer, self._settings.topics.dead_letters).park(record, reason)
 
-    async def handle(self, command: SendMessage) -> None:
+    async def handle(self, command: SendMessage, owns: Callable[[], bool] = lambda: True) -> bool:
+        """Settle one command: call the provider, or answer from the ledger.
+        False if it was left unsettled because ``owns()`` turned false (its
+        partition is going to another sender)."""
         command_id = command.event_id
         entry = self._ledger.get(command_id)
         event: Outcome
-        if entry is None:
-            attempted_at = utcnow()
-            await self._until_kafka_ok(lambda: self._ledger.record_intent(command_id, attempted_at))
-            answer = await submit_with_retries(
-                self._provider,
-                command.message,
-                client_ref(command.dispatch_uuid, command.step),
-                budget_s=self._config.retry_budget_s,
-                initial_s=self._config.retry_initial_s,
-                max_s=self._config.retry_max_s,
-            )
-            event = outcome_event(command, answer, attempted_at)
-            # The ledger's outcome and the event in one write. If only the
-            # outcome lands before we die, the redelivered command appends the
-            # event from the ledger. If only the event lands (its partition's
-            # write went through, the ledger's failed), the redelivered command
-            # finds the intent and appends MessageOutcomeUnknown, which the fold
-            # ignores for a step already submitted or failed. Never a second call.
-            along = self._event_record(command, event)
-            await self._until_kafka_ok(
-                lambda: self._ledger.record_outcome(command_id, event, along_with=along)
-            )
-            return
-        elif isinstance(entry, Intent):
+        if entry is None or isinstance(entry, Retrying):
+            return await self._send(command, entry, owns)
+        if isinstance(entry, Intent):
             log.warning(
                 "command %s was in flight when a sender stopped; not sent again", command_id
             )
@@ -222,6 +225,70 @@ class SenderWorker:
             event = entry
         topic, key, value = self._event_record(command, event)
         await self._until_kafka_ok(lambda: self._producer.send_and_wait(topic, value, key=key))
+        return True
+
+    async def _send(
+        self, command: SendMessage, resumed: Retrying | None, owns: Callable[[], bool]
+    ) -> bool:
+        command_id = command.event_id
+        attempted_at = resumed.at if resumed is not None else utcnow()
+
+        async def before_attempt(attempt: int) -> bool:
+            # A call is made only by the partition's owner, and only once its
+            # intent is durable. Checked again after the write: once the
+            # partition is leaving, the next owner may have read the ledger
+            # before this intent, and would call too.
+            if not owns():
+                return False
+            await self._until_kafka_ok(
+                lambda: self._ledger.record_intent(command_id, attempted_at, attempt)
+            )
+            return owns()
+
+        async def after_refusal(attempts: int, answer: Transient) -> None:
+            # Surely not accepted: a sender that dies now leaves "retrying",
+            # and its successor goes on trying instead of calling it unknown.
+            retrying = Retrying(attempted_at, attempts, answer.reason, answer.http_status)
+            await self._until_kafka_ok(lambda: self._ledger.record_retrying(command_id, retrying))
+
+        answer = await submit_with_retries(
+            self._provider,
+            command.message,
+            client_ref(command.dispatch_uuid, command.step),
+            budget_s=self._config.retry_budget_s,
+            initial_s=self._config.retry_initial_s,
+            max_s=self._config.retry_max_s,
+            resumed=resumed,
+            before_attempt=before_attempt,
+            after_refusal=after_refusal,
+            sleep=lambda seconds: self._back_off(seconds, owns),
+        )
+        if answer is None:
+            log.info("command %s left to the partition's next owner", command_id)
+            return False
+        event = outcome_event(command, answer, attempted_at)
+        # The ledger's outcome and the event in one write. If only the
+        # outcome lands before we die, the redelivered command appends the
+        # event from the ledger. If only the event lands (its partition's
+        # write went through, the ledger's failed), the redelivered command
+        # finds the intent and appends MessageOutcomeUnknown, which the fold
+        # ignores for a step already submitted or failed. Never a second call.
+        along = self._event_record(command, event)
+        await self._until_kafka_ok(
+            lambda: self._ledger.record_outcome(command_id, event, along_with=along)
+        )
+        return True
+
+    async def _back_off(self, seconds: float, owns: Callable[[], bool]) -> None:
+        """Sleep between tries, cut short when the partition starts leaving (the
+        next try is then refused, and the revocation need not wait for it)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while owns() and (left := deadline - loop.time()) > 0:
+            changed = self._ownership_changed
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await changed.wait()
 
     def _event_record(self, command: SendMessage, event: Outcome) -> Record:
         return (self._settings.topics.events, str(command.dispatch_uuid).encode(), encode(event))
@@ -258,8 +325,14 @@ class SenderWorker:
             self._trackers[tp].mark_committed(offset)
 
     async def partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        # Let in-flight sends of these partitions finish (bounded), so the next
-        # owner finds their outcomes instead of bare intents.
+        # No new call for these partitions' commands: a send between tries
+        # stops there, and the next owner goes on from the ledger.
+        self._leaving.update(revoked)
+        self._ownership_changed.set()
+        self._ownership_changed = asyncio.Event()
+
+        # Let calls in flight finish (bounded), so the next owner finds their
+        # outcomes instead of bare intents.
         def busy() -> bool:
             return any(self._trackers[tp].in_flight for tp in revoked if tp in self._trackers)
 
@@ -274,6 +347,7 @@ class SenderWorker:
             self._trackers.pop(tp, None)
 
     async def partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self._leaving.difference_update(assigned)
         # A previous owner may have written intents we have not read yet.
         # Sending without them could send twice, so nothing is sent until they
         # are read; the broker may be away for a while (a restart), which is

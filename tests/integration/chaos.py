@@ -134,6 +134,11 @@ async def run_chaos(
             "SIMULATOR_SPEED": "2",
             # A processor killed -9 is replaced within seconds, not the default 10.
             "PROCESSOR_SESSION_TIMEOUT_S": "6",
+            # A last step whose send was left unknown and never reached the
+            # provider (a sender killed between its intent and the call) ends
+            # ``error`` at this limit: well inside the wait, and far beyond
+            # any status the run delays (the default is a day).
+            "PROCESSOR_FINAL_STEP_LIMIT_S": "90",
         }
         async with serve_provider_faults(provider):
             try:

@@ -48,6 +48,23 @@ class Kind:
     # Steps whose expiry must fire (exactly once each).
     timed_out: tuple[int, ...] = ()
 
+    def with_unsent(self, steps: set[int]) -> Kind:
+        """What must become of this dispatch if ``steps`` never reached the
+        provider though their outcome was left unknown: a sender killed
+        between a call's intent and the call. Such a step is never sent again
+        (the provider might have it), so it waits out its expiry, with no
+        status, and fails over; a last step ends ``error`` at the final-step
+        limit (docs/channels.md, "Unknown outcomes")."""
+        if not steps:
+            return self
+        last = len(self.workflow) - 1
+        return Kind(
+            self.workflow,
+            "error" if last in steps else self.final,
+            [[] if step in steps else seen for step, seen in enumerate(self.statuses)],
+            tuple(sorted(set(self.timed_out) | (steps - {last}))),
+        )
+
 
 MIX: list[Kind] = [
     Kind([item("sms", "447700900001")], "completed", [["submitted", "delivered"]]),
@@ -197,6 +214,9 @@ class Tally:
     timers_repeated: int = 0  # the same StepTimedOut appended at more than one offset
     timers_missing: int = 0  # an expiry that should have fired and did not
     dead_lettered: int = 0
+    # Steps never sent because a sender died between the intent and the call:
+    # not a fault of the run, but what it cost (see ``Kind.with_unsent``).
+    unsent_unknown: int = 0
     problems: list[str] = field(default_factory=list)
     lost_dispatches: list[str] = field(default_factory=list)
 
@@ -213,6 +233,7 @@ class Tally:
             ("timers missing", self.timers_missing),
             ("timer events repeated (same id)", self.timers_repeated),
             ("final reports redelivered (same id)", self.redelivered_finals),
+            ("steps unknown and never sent", self.unsent_unknown),
         ]
         return "\n".join(f"  {name:38} {value:8d}" for name, value in rows)
 
@@ -225,6 +246,7 @@ async def tally(stack: Stack, load: Load) -> Tally:
     timer_offsets: dict[tuple[str, int], dict[str, int]] = defaultdict(Counter)
     # Each dispatch's events in order, to say where a lost one stopped.
     histories: dict[str, list[str]] = defaultdict(list)
+    unknown_steps: set[tuple[str, int]] = set()
     for partition, offset, value in await read_topic(
         stack.settings, topics.events, stack.settings.partitions
     ):
@@ -235,6 +257,8 @@ async def tally(stack: Stack, load: Load) -> Tally:
         dispatch_uuid = str(getattr(event, "dispatch_uuid", ""))
         step = getattr(event, "step", "")
         histories[dispatch_uuid].append(f"{type(event).__name__}({step})@{partition}:{offset}")
+        if type(event).__name__ == "MessageOutcomeUnknown":
+            unknown_steps.add((dispatch_uuid, int(step)))
         if b'"StepTimedOut"' not in value:
             continue
         key = (dispatch_uuid, event.step)  # type: ignore[attr-defined]
@@ -253,7 +277,14 @@ async def tally(stack: Stack, load: Load) -> Tally:
         else:
             statuses_by_dispatch[dispatch].append(record["payload"])
     for dispatch, index in load.accepted.items():
-        kind = MIX[index]
+        unsent = {
+            step
+            for step in range(len(MIX[index].workflow))
+            if (dispatch, step) in unknown_steps
+            and sends["attempts"].get(client_ref(dispatch, step), 0) == 0
+        }
+        result.unsent_unknown += len(unsent)
+        kind = MIX[index].with_unsent(unsent)
         finals = finals_by_dispatch.get(dispatch, [])
         ids = {f["webhook_id"] for f in finals}
         result.duplicate_finals += max(0, len(ids) - 1)
@@ -290,7 +321,9 @@ async def tally(stack: Stack, load: Load) -> Tally:
             result.wrong_final_status += 1
             result.problems.append(f"{dispatch}: ended {final['status']}, not {kind.final}")
         statuses = statuses_by_dispatch.get(dispatch, [])
-        for step, link in enumerate(final["_links"]["messages"]):
+        # The report links only the messages that reached the provider.
+        sent = [step for step in range(len(kind.workflow)) if step not in unsent]
+        for step, link in zip(sent, final["_links"]["messages"], strict=False):
             seen = {s["status"] for s in statuses if s.get("message_uuid") == link["message_uuid"]}
             missing = set(kind.statuses[step]) - seen if step < len(kind.statuses) else set()
             if missing:

@@ -97,3 +97,35 @@ async def test_killed_before_the_commit_the_outcome_is_re_emitted_without_a_send
     # The same event twice (same id): consumers drop the duplicate.
     assert events[0] == events[1]
     assert await _attempts(base_url, ref) == 1
+
+
+async def test_killed_between_refused_tries_the_successor_goes_on_and_sends_once(
+    kafka_settings: KafkaSettings, processes: list[Process], tmp_path: Path
+) -> None:
+    # The provider answers 503 to the first two sends; the sender backs off
+    # 2 s after the first. Killed then, it leaves "retrying" in its ledger, not
+    # a call in flight, so its successor makes the next try itself.
+    rules = write_rules(tmp_path, {"5": {"fail_attempts": 2, "statuses": []}})
+    _, base_url = start_simulator(processes, tmp_path, SIMULATOR_RULES=rules)
+    first = start_sender(
+        processes, kafka_settings, tmp_path, base_url, name="sender-1", SENDER_RETRY_INITIAL_S="2"
+    )
+    command = sms_command("447700900005")
+    ref = client_ref(command.dispatch_uuid, command.step)
+    await send_commands(kafka_settings, [command])
+    for _ in range(100):
+        if await _attempts(base_url, ref) == 1:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # the refusal is recorded; the backoff has begun
+    first.kill9()
+
+    start_sender(processes, kafka_settings, tmp_path, base_url, name="sender-2")
+    records = await read_records(
+        kafka_settings, kafka_settings.topics.events, until=lambda rs: len(rs) >= 1, timeout=60
+    )
+    ((_, event),) = decoded(records)
+    assert isinstance(event, MessageSubmitted), event
+    sends = await simulator_sends(base_url)
+    assert sends["attempts"][ref] == 3  # two refused, then one accepted
+    assert sends["accepted"][ref] == 1

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from events.codec import decode_event
+from aiokafka import TopicPartition
+
+from events.base import utcnow
+from events.codec import decode_event, encode
 from events.commands import SendMessage
 from events.dispatch import MessageOutcomeUnknown, MessageSubmitted
 from events.topics import Topics
 from services.kafka import KafkaSettings
 from services.sender.config import SenderConfig
-from services.sender.ledger import INTENT, Intent, Ledger, ledger_topic
-from services.sender.outcomes import Answer, Submitted
+from services.sender.ledger import INTENT, Intent, Ledger, Retrying, ledger_topic, parse_entry
+from services.sender.outcomes import Answer, Submitted, Transient
 from services.sender.worker import SenderWorker
 
 SETTINGS = KafkaSettings(topics=Topics.from_prefix("unit."))
@@ -52,19 +56,22 @@ class CountingProvider:
         self.ledger = ledger
         self.command_id: uuid.UUID | None = None
         self.calls: list[tuple[str, object]] = []
+        # Answers before the last one, which is always accepted.
+        self.first_answers: list[Answer] = []
 
     async def submit(self, message: dict[str, Any], client_ref: str) -> Answer:
         # What the ledger held for the command at the moment of the call.
         assert self.command_id is not None
         self.calls.append((client_ref, self.ledger.get(self.command_id)))
-        return Submitted("msg-1")
+        return self.first_answers.pop(0) if self.first_answers else Submitted("msg-1")
 
 
 def _setup() -> tuple[SenderWorker, RecordingProducer, CountingProvider, Ledger]:
     producer = RecordingProducer()
     ledger = Ledger(SETTINGS, producer)
     provider = CountingProvider(ledger)
-    worker = SenderWorker(SenderConfig(), SETTINGS, provider, producer, ledger)
+    config = SenderConfig(retry_initial_s=0.001, retry_max_s=0.001)
+    worker = SenderWorker(config, SETTINGS, provider, producer, ledger)
     return worker, producer, provider, ledger
 
 
@@ -158,3 +165,96 @@ async def test_an_unreadable_command_is_dead_lettered_with_its_reason_and_source
     headers = dict(producer.headers[0] or [])
     assert headers["source"] == b"unit.dispatch.send:3:41"
     assert b"not JSON" in headers["reason"]
+
+
+async def test_every_try_is_durable_before_it_is_made_and_its_refusal_after() -> None:
+    worker, producer, provider, _ = _setup()
+    command = _command()
+    provider.command_id = command.event_id
+    provider.first_answers = [Transient("provider answered HTTP 503", 503)]
+    assert await worker.handle(command)
+    (first, second) = provider.calls
+    assert isinstance(first[1], Intent) and first[1].attempt == 1
+    assert isinstance(second[1], Intent) and second[1].attempt == 2
+    entries = [parse_entry(v) for v in producer.on(ledger_topic(SETTINGS))]
+    assert [type(e).__name__ for e in entries] == [
+        "Intent",
+        "Retrying",
+        "Intent",
+        "MessageSubmitted",
+    ]
+    assert entries[1] == Retrying(first[1].at, 1, "provider answered HTTP 503", 503)  # type: ignore[arg-type]
+
+
+async def test_a_sender_that_died_between_tries_is_succeeded_by_one_that_goes_on() -> None:
+    # Every try so far was surely refused (a 503), so the next is no second
+    # send: the successor makes it, where it used to give the step up as unknown.
+    worker, producer, provider, ledger = _setup()
+    command = _command()
+    provider.command_id = command.event_id
+    first_try = utcnow()
+    ledger.apply(command.event_id, Retrying(first_try, 2, "provider answered HTTP 503", 503))
+    assert await worker.handle(command)
+    ((_, entry),) = provider.calls
+    assert entry == Intent(first_try, 3)
+    (event,) = [decode_event(v) for v in producer.on(SETTINGS.topics.events)]
+    assert isinstance(event, MessageSubmitted)
+
+
+async def test_a_leaving_partition_stops_the_tries_and_leaves_its_command_unsettled() -> None:
+    worker, producer, provider, ledger = _setup()
+    command = _command()
+    provider.command_id = command.event_id
+    provider.first_answers = [Transient("provider answered HTTP 503", 503)]
+    owned = iter([True, True])  # owned for the first try only
+
+    assert not await worker.handle(command, owns=lambda: next(owned, False))
+    assert len(provider.calls) == 1
+    # Nothing settled: the next owner finds "retrying" and goes on from there.
+    assert producer.on(SETTINGS.topics.events) == []
+    assert isinstance(ledger.get(command.event_id), Retrying)
+
+
+def test_records_read_late_never_take_a_send_back() -> None:
+    _, _, _, ledger = _setup()
+    command_id = uuid.uuid4()
+    at = utcnow()
+    ledger.apply(command_id, Intent(at, 2))
+    ledger.apply(command_id, Retrying(at, 1, "503"))  # older: read back late
+    ledger.apply(command_id, Intent(at, 1))
+    assert ledger.get(command_id) == Intent(at, 2)
+    ledger.apply(command_id, Retrying(at, 2, "503"))
+    assert ledger.get(command_id) == Retrying(at, 2, "503")
+
+
+def test_a_retrying_record_that_cannot_be_read_counts_as_a_call_in_flight() -> None:
+    # Taking it for "nothing done yet" could make a second send.
+    assert isinstance(parse_entry(b'{"state": "retrying", "attempts": "two"}'), Intent)
+    damaged = parse_entry(b'{"state": "retrying", "attempts": 2, "at": "yesterday"}')
+    assert damaged == Intent(None, 2)
+
+
+async def test_a_rebalance_does_not_wait_out_a_backoff_nor_commit_past_it() -> None:
+    producer = RecordingProducer()
+    ledger = Ledger(SETTINGS, producer)
+    provider = CountingProvider(ledger)
+    provider.first_answers = [Transient("provider answered HTTP 503", 503)]
+    config = SenderConfig(retry_initial_s=30, retry_max_s=30)
+    worker = SenderWorker(config, SETTINGS, provider, producer, ledger, shutdown_grace_s=20)
+    command = _command()
+    provider.command_id = command.event_id
+    tp = TopicPartition(SETTINGS.topics.send, 0)
+    record = SimpleNamespace(topic=tp.topic, partition=0, offset=7, key=b"k", value=encode(command))
+    await worker._slots.acquire()
+    worker._tracker(tp).started(7)
+    worker._enqueue(tp, record)  # type: ignore[arg-type]
+    for _ in range(100):  # a few loop turns: the intent, the call, the refusal
+        await asyncio.sleep(0)
+    assert len(provider.calls) == 1
+    tracker = worker._tracker(tp)
+    # The send now backs off for 30 s; the revocation ends at once.
+    async with asyncio.timeout(2):
+        await worker.partitions_revoked([tp])
+    assert len(provider.calls) == 1
+    assert tracker.committable() == 7  # left to the next owner, not skipped
+    assert producer.on(SETTINGS.topics.events) == []

@@ -31,3 +31,14 @@ def test_an_offset_is_committed_once() -> None:
     assert tracker.committable() is None
     tracker.finished(6)
     assert tracker.committable() == 7
+
+
+def test_a_held_offset_is_never_committed_past_nor_waited_for() -> None:
+    tracker = OffsetTracker()
+    for offset in (3, 4, 5):
+        tracker.started(offset)
+    tracker.held(3)  # its partition went elsewhere mid-send
+    tracker.finished(4)
+    tracker.finished(5)
+    assert tracker.in_flight == 0
+    assert tracker.committable() == 3

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from events.commands import SendMessage
+from services.sender.ledger import Retrying
 from services.sender.outcomes import (
     Answer,
     Refused,
@@ -133,3 +135,70 @@ async def test_an_unknown_outcome_is_never_retried() -> None:
     )
     assert answer == Unknown("read timed out")
     assert provider.calls == ["ref"]
+
+
+async def test_every_call_is_announced_and_every_sure_refusal_reported() -> None:
+    clock = FakeClock()
+    provider = ScriptedProvider([Transient("503", 503), Submitted("m-3")])
+    seen: list[tuple[str, int]] = []
+
+    async def before(attempt: int) -> bool:
+        seen.append(("before", attempt))
+        return True
+
+    async def after(attempts: int, answer: Transient) -> None:
+        seen.append(("refused", attempts))
+
+    answer = await submit_with_retries(
+        provider, {}, "ref", budget_s=60, initial_s=1, max_s=8,
+        before_attempt=before, after_refusal=after, sleep=clock.sleep, clock=clock,
+    )  # fmt: skip
+    assert answer == Submitted("m-3")
+    assert seen == [("before", 1), ("refused", 1), ("before", 2)]
+
+
+async def test_a_call_the_sender_may_no_longer_make_is_not_made() -> None:
+    clock = FakeClock()
+    provider = ScriptedProvider([Transient("503", 503), Submitted("m-4")])
+
+    async def before(attempt: int) -> bool:
+        return attempt == 1  # the partition left during the backoff
+
+    answer = await submit_with_retries(
+        provider, {}, "ref", budget_s=60, initial_s=1, max_s=8,
+        before_attempt=before, sleep=clock.sleep, clock=clock,
+    )  # fmt: skip
+    assert answer is None
+    assert provider.calls == ["ref"]
+
+
+async def test_resumed_tries_keep_the_first_senders_count_and_budget() -> None:
+    clock = FakeClock()
+    first = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    resumed = Retrying(first, 2, "provider answered HTTP 503", 503)
+    provider = ScriptedProvider([Transient("down", 503)] * 100)
+    answer = await submit_with_retries(
+        provider, {}, "ref", budget_s=30, initial_s=1, max_s=8, resumed=resumed,
+        sleep=clock.sleep, clock=clock, now=lambda: first + timedelta(seconds=25),
+    )  # fmt: skip
+    assert isinstance(answer, Refused)
+    # 25 s of the 30 were spent before the takeover: 5 s of tries are left
+    # (back off 2 s, try, back off min(4, 3) s, try), counted on from two.
+    assert clock.now == 5
+    assert len(provider.calls) == 2
+    assert "gave up after 4 attempts" in answer.reason
+
+
+async def test_a_budget_spent_before_the_takeover_ends_without_a_call() -> None:
+    clock = FakeClock()
+    first = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    resumed = Retrying(first, 3, "provider answered HTTP 503", 503)
+    provider = ScriptedProvider([Submitted("m-5")])
+    answer = await submit_with_retries(
+        provider, {}, "ref", budget_s=30, initial_s=1, max_s=8, resumed=resumed,
+        sleep=clock.sleep, clock=clock, now=lambda: first + timedelta(minutes=5),
+    )  # fmt: skip
+    assert answer == Refused(
+        503, None, "gave up after 3 attempts in 30 s: provider answered HTTP 503"
+    )
+    assert provider.calls == []
