@@ -110,6 +110,9 @@ class SenderWorker:
                         self._tracker(tp).started(record.offset)
                         self._enqueue(tp, record)
         finally:
+            # Stopping: sends between tries stop there (their successor goes
+            # on from the ledger); calls in flight get the grace to finish.
+            self._leave(list(self._trackers))
             await self._drain_lanes(self._shutdown_grace_s)
             committer.cancel()
             await asyncio.gather(committer, return_exceptions=True)
@@ -327,9 +330,7 @@ class SenderWorker:
     async def partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # No new call for these partitions' commands: a send between tries
         # stops there, and the next owner goes on from the ledger.
-        self._leaving.update(revoked)
-        self._ownership_changed.set()
-        self._ownership_changed = asyncio.Event()
+        self._leave(revoked)
 
         # Let calls in flight finish (bounded), so the next owner finds their
         # outcomes instead of bare intents.
@@ -345,6 +346,11 @@ class SenderWorker:
         await self._commit(only=revoked)
         for tp in revoked:
             self._trackers.pop(tp, None)
+
+    def _leave(self, partitions: list[TopicPartition]) -> None:
+        self._leaving.update(partitions)
+        self._ownership_changed.set()
+        self._ownership_changed = asyncio.Event()
 
     async def partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self._leaving.difference_update(assigned)
