@@ -1,6 +1,7 @@
 """Never twice: a sender killed with SIGKILL mid-send, or after the send but
 before its offset commit, does not send the step to the provider again when
-the command is redelivered to its successor.
+the command is redelivered to its successor. Killed, or rebalanced away,
+between tries the provider surely refused, the send goes on elsewhere, once.
 
 Without the ledger, the restarted sender would call the provider a second time
 for the redelivered command and the simulator would count two attempts."""
@@ -126,6 +127,39 @@ async def test_killed_between_refused_tries_the_successor_goes_on_and_sends_once
     )
     ((_, event),) = decoded(records)
     assert isinstance(event, MessageSubmitted), event
+    sends = await simulator_sends(base_url)
+    assert sends["attempts"][ref] == 3  # two refused, then one accepted
+    assert sends["accepted"][ref] == 1
+
+
+async def test_a_send_between_tries_moves_with_its_partition_and_is_made_once(
+    kafka_settings: KafkaSettings, processes: list[Process], tmp_path: Path
+) -> None:
+    # A second sender joins while the first backs off between refused tries:
+    # every partition is revoked and handed out again. The first stops the
+    # send where it is, and whichever sender gets the partition goes on from
+    # the ledger: one more refusal, then the one accepted send.
+    rules = write_rules(tmp_path, {"5": {"fail_attempts": 2, "statuses": []}})
+    _, base_url = start_simulator(processes, tmp_path, SIMULATOR_RULES=rules)
+    slow_retries = {"SENDER_RETRY_INITIAL_S": "5"}
+    first = start_sender(processes, kafka_settings, tmp_path, base_url, name="s1", **slow_retries)
+    command = sms_command("447700900005")
+    ref = client_ref(command.dispatch_uuid, command.step)
+    await send_commands(kafka_settings, [command])
+    for _ in range(100):
+        if await _attempts(base_url, ref) == 1:
+            break
+        await asyncio.sleep(0.1)
+
+    start_sender(processes, kafka_settings, tmp_path, base_url, name="s2", **slow_retries)
+    first.wait_for_log("left to the partition's next owner", timeout=30)
+    records = await read_records(
+        kafka_settings, kafka_settings.topics.events, until=lambda rs: len(rs) >= 1, timeout=90
+    )
+    events = [event for _, event in decoded(records)]
+    assert all(isinstance(e, MessageSubmitted) for e in events), events
+    assert len({e.event_id for e in events}) == 1
+    await asyncio.sleep(2)  # a second send, if any, would have been made by now
     sends = await simulator_sends(base_url)
     assert sends["attempts"][ref] == 3  # two refused, then one accepted
     assert sends["accepted"][ref] == 1
