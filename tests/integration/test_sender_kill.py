@@ -35,6 +35,14 @@ async def _attempts(base_url: str, client_ref: str) -> int:
     return int((await simulator_sends(base_url))["attempts"].get(client_ref, 0))
 
 
+async def _until_first_attempt(base_url: str, client_ref: str) -> None:
+    """Until the provider has seen the first try (10 s at most)."""
+    for _ in range(100):
+        if await _attempts(base_url, client_ref) == 1:
+            return
+        await asyncio.sleep(0.1)
+
+
 async def test_killed_during_the_call_the_outcome_is_unknown_instead_of_a_second_send(
     kafka_settings: KafkaSettings, processes: list[Process], tmp_path: Path
 ) -> None:
@@ -46,10 +54,7 @@ async def test_killed_during_the_call_the_outcome_is_unknown_instead_of_a_second
     await send_commands(kafka_settings, [command])
 
     # The call is in flight at the provider (which takes 3 s to answer).
-    for _ in range(100):
-        if await _attempts(base_url, ref) == 1:
-            break
-        await asyncio.sleep(0.1)
+    await _until_first_attempt(base_url, ref)
     first.kill9()
 
     start_sender(processes, kafka_settings, tmp_path, base_url, name="sender-2")
@@ -114,10 +119,7 @@ async def test_killed_between_refused_tries_the_successor_goes_on_and_sends_once
     command = sms_command("447700900005")
     ref = client_ref(command.dispatch_uuid, command.step)
     await send_commands(kafka_settings, [command])
-    for _ in range(100):
-        if await _attempts(base_url, ref) == 1:
-            break
-        await asyncio.sleep(0.1)
+    await _until_first_attempt(base_url, ref)
     await asyncio.sleep(0.5)  # the refusal is recorded; the backoff has begun
     first.kill9()
 
@@ -146,10 +148,7 @@ async def test_a_send_between_tries_moves_with_its_partition_and_is_made_once(
     command = sms_command("447700900005")
     ref = client_ref(command.dispatch_uuid, command.step)
     await send_commands(kafka_settings, [command])
-    for _ in range(100):
-        if await _attempts(base_url, ref) == 1:
-            break
-        await asyncio.sleep(0.1)
+    await _until_first_attempt(base_url, ref)
 
     start_sender(processes, kafka_settings, tmp_path, base_url, name="s2", **slow_retries)
     first.wait_for_log("left to the partition's next owner", timeout=30)
