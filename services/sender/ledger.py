@@ -12,7 +12,7 @@ last call it appends the *outcome* (the very event it then appends to
 - intent last → the process died during a call. The provider may or may not
   have accepted it, and calling again could send it twice, so it is not sent
   again: the step's outcome is unknown (``MessageOutcomeUnknown``) and it waits
-  as if submitted when the first intent was recorded.
+  as if submitted when the call in flight began.
 
 Every sender instance follows the whole topic, and catches up to its end before
 it processes newly assigned partitions, so an instance that takes over from a
@@ -49,12 +49,18 @@ LEDGER_FETCH_MAX_WAIT_MS = 500
 
 @dataclass(frozen=True)
 class Intent:
-    """Call number ``attempt`` was started for this command, whose first call
-    was at ``at`` (None in intents recorded before the time was); its outcome
-    is not known."""
+    """Call number ``attempt`` was started for this command, at
+    ``attempt_at``; its first call was at ``at``. Its outcome is not known.
+    (The times are None in intents recorded before they were.)"""
 
     at: datetime | None = None
     attempt: int = 1
+    attempt_at: datetime | None = None
+
+    @property
+    def started_at(self) -> datetime | None:
+        """When the call in flight began: an unknown outcome waits from then."""
+        return self.attempt_at or self.at
 
 
 @dataclass(frozen=True)
@@ -97,11 +103,7 @@ def parse_entry(value: bytes) -> LedgerEntry | None:
     if isinstance(data, dict) and data.get("state") == "intent":
         attempt = data.get("attempt", 1)
         attempt = attempt if isinstance(attempt, int) and attempt >= 1 else 1
-        try:
-            at = datetime.fromisoformat(data["at"]) if data.get("at") else None
-        except (TypeError, ValueError):
-            at = None
-        return Intent(at, attempt)
+        return Intent(_time(data.get("at")), attempt, _time(data.get("attempt_at")))
     if isinstance(data, dict) and data.get("state") == "retrying":
         return _retrying(data)
     try:
@@ -109,6 +111,13 @@ def parse_entry(value: bytes) -> LedgerEntry | None:
     except UndecodableMessage:
         return None
     return event if isinstance(event, Outcome) else None
+
+
+def _time(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _retrying(data: dict[str, object]) -> Retrying | Intent:
@@ -122,10 +131,7 @@ def _retrying(data: dict[str, object]) -> Retrying | Intent:
     )
     if not isinstance(attempts, int) or attempts < 1:
         return INTENT
-    try:
-        first = datetime.fromisoformat(at) if isinstance(at, str) else None
-    except ValueError:
-        first = None
+    first = _time(at)
     if first is None:
         return Intent(None, attempts)
     return Retrying(
@@ -180,12 +186,25 @@ class Ledger:
             return
         self._entries[command_id] = entry
 
-    async def record_intent(self, command_id: uuid.UUID, at: datetime, attempt: int = 1) -> None:
-        record = {"state": "intent", "at": at.isoformat(), "attempt": attempt}
+    async def record_intent(
+        self,
+        command_id: uuid.UUID,
+        at: datetime,
+        attempt: int = 1,
+        attempt_at: datetime | None = None,
+    ) -> None:
+        """Call number ``attempt`` (at ``attempt_at``) of a send first tried at ``at``."""
+        attempt_at = attempt_at or at
+        record = {
+            "state": "intent",
+            "at": at.isoformat(),
+            "attempt": attempt,
+            "attempt_at": attempt_at.isoformat(),
+        }
         await self._producer.send_and_wait(
             self._topic, to_json(record), key=str(command_id).encode()
         )
-        self.apply(command_id, Intent(at, attempt))
+        self.apply(command_id, Intent(at, attempt, attempt_at))
 
     async def record_retrying(self, command_id: uuid.UUID, retrying: Retrying) -> None:
         record = {

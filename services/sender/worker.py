@@ -222,7 +222,7 @@ class SenderWorker:
             log.warning(
                 "command %s was in flight when a sender stopped; not sent again", command_id
             )
-            event = unknown_event(command, OUTCOME_UNKNOWN, entry.at or utcnow())
+            event = unknown_event(command, OUTCOME_UNKNOWN, entry.started_at or utcnow())
             await self._until_kafka_ok(lambda: self._ledger.record_outcome(command_id, event))
         else:
             event = entry
@@ -235,16 +235,20 @@ class SenderWorker:
     ) -> bool:
         command_id = command.event_id
         attempted_at = resumed.at if resumed is not None else utcnow()
+        # When the last call began: an unknown outcome waits from then.
+        call_at = attempted_at
 
         async def before_attempt(attempt: int) -> bool:
+            nonlocal call_at
             # A call is made only by the partition's owner, and only once its
             # intent is durable. Checked again after the write: once the
             # partition is leaving, the next owner may have read the ledger
             # before this intent, and would call too.
             if not owns():
                 return False
+            call_at = attempted_at if attempt == 1 else utcnow()
             await self._until_kafka_ok(
-                lambda: self._ledger.record_intent(command_id, attempted_at, attempt)
+                lambda: self._ledger.record_intent(command_id, attempted_at, attempt, call_at)
             )
             return owns()
 
@@ -269,7 +273,7 @@ class SenderWorker:
         if answer is None:
             log.info("command %s left to the partition's next owner", command_id)
             return False
-        event = outcome_event(command, answer, attempted_at)
+        event = outcome_event(command, answer, call_at)
         # The ledger's outcome and the event in one write. If only the
         # outcome lands before we die, the redelivered command appends the
         # event from the ledger. If only the event lands (its partition's

@@ -196,7 +196,9 @@ async def test_a_sender_that_died_between_tries_is_succeeded_by_one_that_goes_on
     ledger.apply(command.event_id, Retrying(first_try, 2, "provider answered HTTP 503", 503))
     assert await worker.handle(command)
     ((_, entry),) = provider.calls
-    assert entry == Intent(first_try, 3)
+    assert isinstance(entry, Intent)
+    assert (entry.at, entry.attempt) == (first_try, 3)
+    assert entry.attempt_at is not None and entry.attempt_at >= first_try
     (event,) = [decode_event(v) for v in producer.on(SETTINGS.topics.events)]
     assert isinstance(event, MessageSubmitted)
 
@@ -258,3 +260,32 @@ async def test_a_rebalance_does_not_wait_out_a_backoff_nor_commit_past_it() -> N
     assert len(provider.calls) == 1
     assert tracker.committable() == 7  # left to the next owner, not skipped
     assert producer.on(SETTINGS.topics.events) == []
+
+
+async def test_an_unknown_outcome_waits_from_the_try_in_flight_not_the_first() -> None:
+    # A step's deadline runs from when the call that may have been accepted
+    # began: from the first try, a retried step could fail over too early.
+    worker, producer, provider, ledger = _setup()
+    command = _command()
+    first_try = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    third_try = datetime(2026, 1, 1, 12, 0, 7, tzinfo=UTC)
+    ledger.apply(command.event_id, Intent(first_try, 3, third_try))
+    assert await worker.handle(command)
+    assert provider.calls == []
+    (event,) = [decode_event(v) for v in producer.on(SETTINGS.topics.events)]
+    assert isinstance(event, MessageOutcomeUnknown)
+    assert event.attempted_at == third_try
+
+
+def test_an_intent_is_read_back_with_both_its_times() -> None:
+    first_try = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    third_try = datetime(2026, 1, 1, 12, 0, 7, tzinfo=UTC)
+    record = (
+        b'{"state": "intent", "at": "2026-01-01T12:00:00+00:00", "attempt": 3,'
+        b' "attempt_at": "2026-01-01T12:00:07+00:00"}'
+    )
+    assert parse_entry(record) == Intent(first_try, 3, third_try)
+    # Written before the attempts were counted: the first, at its time.
+    assert parse_entry(b'{"state": "intent", "at": "2026-01-01T12:00:00+00:00"}') == Intent(
+        first_try
+    )
