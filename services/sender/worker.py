@@ -69,10 +69,12 @@ class SenderWorker:
         self._ledger = ledger
         self._shutdown_grace_s = shutdown_grace_s
         self._slots = asyncio.Semaphore(config.concurrency)
-        self._lanes: dict[bytes, deque[ConsumerRecord]] = {}
+        # Each record with the tracker of the assignment it came in: the
+        # partition is this sender's while that tracker is its current one.
+        self._lanes: dict[bytes, deque[tuple[ConsumerRecord, OffsetTracker]]] = {}
         self._lane_tasks: set[asyncio.Task[None]] = set()
         self._trackers: dict[TopicPartition, OffsetTracker] = {}
-        # Partitions being revoked: no new call is made for their commands.
+        # Partitions being revoked: no new try is started for their commands.
         self._leaving: set[TopicPartition] = set()
         # Set (and replaced) when partitions start leaving, to wake backoffs.
         self._ownership_changed = asyncio.Event()
@@ -152,38 +154,39 @@ class SenderWorker:
             task = asyncio.create_task(self._run_lane(key, lane))
             self._lane_tasks.add(task)
             task.add_done_callback(self._lane_tasks.discard)
-        lane.append(record)
+        lane.append((record, self._tracker(tp)))
 
-    async def _run_lane(self, key: bytes, lane: deque[ConsumerRecord]) -> None:
+    async def _run_lane(
+        self, key: bytes, lane: deque[tuple[ConsumerRecord, OffsetTracker]]
+    ) -> None:
         try:
             while lane:
-                record = lane[0]
+                record, tracker = lane[0]
                 tp = TopicPartition(record.topic, record.partition)
                 done = True
                 try:
-                    done = await self._handle_record(record)
+                    done = await self._handle_record(record, tracker)
                 except Exception as exc:
                     # A command whose handling raises would raise again after a
                     # restart (a restart loop holding up every later command):
                     # it is parked with the reason, and the lane goes on.
                     log.exception("could not handle command at %s@%s", tp, record.offset)
                     await self._dead_letter(record, f"handling failed: {exc!r}")
-                if not done:
+                if done:
+                    lane.popleft()
+                    tracker.finished(record.offset)
+                    self._slots.release()
+                else:
                     # The partition went to another sender, which goes on from
-                    # the ledger: this record and the dispatch's later ones
-                    # (same key, same partition) are left to it, in order.
-                    tracker = self._trackers.get(tp)  # gone once the revocation ended
-                    for left in lane:
-                        if tracker is not None:
-                            tracker.held(left.offset)
+                    # the ledger: this record and the dispatch's later ones of
+                    # the same assignment are left to it, in order (records
+                    # of a later assignment, delivered again, stay).
+                    kept = [entry for entry in lane if entry[1] is not tracker]
+                    for left, _ in [entry for entry in lane if entry[1] is tracker]:
+                        tracker.held(left.offset)
                         self._slots.release()
                     lane.clear()
-                    self._finished.set()  # the revocation waits for nothing more here
-                    self._finished = asyncio.Event()
-                    break
-                lane.popleft()
-                self._tracker(tp).finished(record.offset)
-                self._slots.release()
+                    lane.extend(kept)
                 self._finished.set()
                 self._finished = asyncio.Event()
         finally:
@@ -193,8 +196,9 @@ class SenderWorker:
                 del self._lanes[key]
 
     # -- one command -------------------------------------------------------------
-    async def _handle_record(self, record: ConsumerRecord) -> bool:
-        """Handle one command; False if it was left to the partition's next owner."""
+    async def _handle_record(self, record: ConsumerRecord, tracker: OffsetTracker) -> bool:
+        """Handle one command; False if it was left to the partition's next owner.
+        ``tracker``: the one of the assignment the record came in."""
         if record.value is None:
             return True
         try:
@@ -203,21 +207,35 @@ class SenderWorker:
             await self._dead_letter(record, str(exc))
             return True
         tp = TopicPartition(record.topic, record.partition)
-        return await self.handle(command, owns=lambda: tp not in self._leaving)
+
+        def holds() -> bool:
+            # A revocation drops the partition's tracker once it ends; an
+            # assignment after it starts a new one.
+            return self._trackers.get(tp) is tracker
+
+        return await self.handle(
+            command, owns=lambda: tp not in self._leaving and holds(), holds=holds
+        )
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         """Park a command that cannot be handled, with why and where it was."""
         await DeadLetters(self._producer, self._settings.topics.dead_letters).park(record, reason)
 
-    async def handle(self, command: SendMessage, owns: Callable[[], bool] = lambda: True) -> bool:
+    async def handle(
+        self,
+        command: SendMessage,
+        owns: Callable[[], bool] = lambda: True,
+        holds: Callable[[], bool] = lambda: True,
+    ) -> bool:
         """Settle one command: call the provider, or answer from the ledger.
-        False if it was left unsettled because ``owns()`` turned false (its
-        partition is going to another sender)."""
+        False if it was left unsettled because its partition is going to
+        another sender: ``owns()`` false (revoking: no new try starts) or
+        ``holds()`` false (revoked: another sender may have read the ledger)."""
         command_id = command.event_id
         entry = self._ledger.get(command_id)
         event: Outcome
         if entry is None or isinstance(entry, Retrying):
-            return await self._send(command, entry, owns)
+            return await self._send(command, entry, owns, holds)
         if isinstance(entry, Intent):
             log.warning(
                 "command %s was in flight when a sender stopped; not sent again", command_id
@@ -231,7 +249,11 @@ class SenderWorker:
         return True
 
     async def _send(
-        self, command: SendMessage, resumed: Retrying | None, owns: Callable[[], bool]
+        self,
+        command: SendMessage,
+        resumed: Retrying | None,
+        owns: Callable[[], bool],
+        holds: Callable[[], bool],
     ) -> bool:
         command_id = command.event_id
         attempted_at = resumed.at if resumed is not None else utcnow()
@@ -240,17 +262,19 @@ class SenderWorker:
 
         async def before_attempt(attempt: int) -> bool:
             nonlocal call_at
-            # A call is made only by the partition's owner, and only once its
-            # intent is durable. Checked again after the write: once the
-            # partition is leaving, the next owner may have read the ledger
-            # before this intent, and would call too.
+            # A try starts only while the partition is ours, and its call is
+            # made once its intent is durable, unless the partition's
+            # revocation ended meanwhile. A revocation waits (the grace) for
+            # sends in flight, so until it ends no other sender can have read
+            # the ledger; after, one may have read it without this intent,
+            # and would call too.
             if not owns():
                 return False
             call_at = attempted_at if attempt == 1 else utcnow()
             await self._until_kafka_ok(
                 lambda: self._ledger.record_intent(command_id, attempted_at, attempt, call_at)
             )
-            return owns()
+            return holds()
 
         async def after_refusal(attempts: int, answer: Transient) -> None:
             # Surely not accepted: a sender that dies now leaves "retrying",

@@ -18,6 +18,7 @@ from events.topics import Topics
 from services.kafka import KafkaSettings
 from services.sender.config import SenderConfig
 from services.sender.ledger import INTENT, Intent, Ledger, Retrying, ledger_topic, parse_entry
+from services.sender.offsets import OffsetTracker
 from services.sender.outcomes import Answer, Submitted, Transient
 from services.sender.worker import SenderWorker
 
@@ -158,7 +159,7 @@ def test_a_late_intent_never_hides_an_outcome() -> None:
 async def test_an_unreadable_command_is_dead_lettered_with_its_reason_and_source() -> None:
     worker, producer, provider, _ = _setup()
     record = SimpleNamespace(topic="unit.dispatch.send", partition=3, offset=41, value=b"{oops")
-    await worker._handle_record(record)  # type: ignore[arg-type]
+    await worker._handle_record(record, OffsetTracker())  # type: ignore[arg-type]
     assert provider.calls == []
     ((topic, value, _),) = producer.sent
     assert topic == SETTINGS.topics.dead_letters and value == b"{oops"
@@ -289,3 +290,65 @@ def test_an_intent_is_read_back_with_both_its_times() -> None:
     assert parse_entry(b'{"state": "intent", "at": "2026-01-01T12:00:00+00:00"}') == Intent(
         first_try
     )
+
+
+class FlippingProducer(RecordingProducer):
+    """Runs ``on_intent`` once the first intent is written: what happens to
+    the partition while an intent is on its way to the broker."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_intent = lambda: None
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        await super().send_and_wait(topic, value, key, headers)
+        if b'"intent"' in value:
+            self.on_intent()
+            self.on_intent = lambda: None
+
+
+def _flipping_setup() -> tuple[SenderWorker, FlippingProducer, CountingProvider, Ledger]:
+    producer = FlippingProducer()
+    ledger = Ledger(SETTINGS, producer)
+    provider = CountingProvider(ledger)
+    worker = SenderWorker(SenderConfig(), SETTINGS, provider, producer, ledger)
+    return worker, producer, provider, ledger
+
+
+async def test_a_revocation_that_begins_during_the_intent_waits_for_its_call() -> None:
+    # Until the revocation ends no other sender can have read the ledger, so
+    # a try whose intent is durable is made (and the revocation waits for it).
+    worker, producer, provider, _ = _flipping_setup()
+    command = _command()
+    provider.command_id = command.event_id
+    partition = {"leaving": False, "released": False}
+    producer.on_intent = lambda: partition.update(leaving=True)
+    settled = await worker.handle(
+        command,
+        owns=lambda: not partition["leaving"],
+        holds=lambda: not partition["released"],
+    )
+    assert settled and len(provider.calls) == 1
+
+
+async def test_a_revocation_that_ends_during_the_intent_stops_its_call() -> None:
+    # The next owner may have read the ledger before this intent landed: a
+    # call now could be the second. The send is left unknown instead.
+    worker, producer, provider, ledger = _flipping_setup()
+    command = _command()
+    provider.command_id = command.event_id
+    partition = {"leaving": False, "released": False}
+    producer.on_intent = lambda: partition.update(leaving=True, released=True)
+    settled = await worker.handle(
+        command,
+        owns=lambda: not partition["leaving"],
+        holds=lambda: not partition["released"],
+    )
+    assert not settled and provider.calls == []
+    assert isinstance(ledger.get(command.event_id), Intent)
