@@ -76,6 +76,10 @@ class SenderWorker:
         self._trackers: dict[TopicPartition, OffsetTracker] = {}
         # Partitions being revoked: no new try is started for their commands.
         self._leaving: set[TopicPartition] = set()
+        # Partitions whose commands may be handled: assigned, and the ledger
+        # read up to where it stood then (see ``ready_records``).
+        self._ready: set[TopicPartition] = set()
+        self._became_ready = asyncio.Event()
         # Set (and replaced) when partitions start leaving, to wake backoffs.
         self._ownership_changed = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
@@ -105,12 +109,16 @@ class SenderWorker:
             )
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=self._config.concurrency)
+                all_ready = self.ready_records(batch, consumer)
                 for tp, records in batch.items():
                     for record in records:
                         if not await self._acquire_slot(stop):
                             break  # not started, so not committed: redelivered later
                         self._tracker(tp).started(record.offset)
                         self._enqueue(tp, record)
+                if not all_ready:
+                    # Not to fetch what was put back again at once, and again.
+                    await self._until_ready(timeout=1.0)
         finally:
             # Stopping: sends between tries stop there (their successor goes
             # on from the ledger); calls in flight get the grace to finish.
@@ -120,6 +128,31 @@ class SenderWorker:
             await asyncio.gather(committer, return_exceptions=True)
             await self._commit()
             await consumer.stop()
+
+    def ready_records(
+        self, batch: dict[TopicPartition, list[ConsumerRecord]], consumer: AIOKafkaConsumer
+    ) -> bool:
+        """Keep in ``batch`` only the records of ready partitions; put the
+        others back (seek to the first) and return False if there were any.
+
+        aiokafka fetches a partition from the moment it is assigned, while
+        ``partitions_assigned`` still reads the ledger, and until the moment
+        it is taken away, while ``partitions_revoked`` still waits. A command
+        handled before the ledger is read could be sent again (its previous
+        owner's intent not yet known); one handled during a revocation would
+        be left to the next owner anyway."""
+        unready = [tp for tp in batch if tp not in self._ready]
+        for tp in unready:
+            records = batch.pop(tp)
+            if records and tp in consumer.assignment():
+                consumer.seek(tp, records[0].offset)
+        return not unready
+
+    async def _until_ready(self, timeout: float) -> None:
+        became_ready = self._became_ready
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await became_ready.wait()
 
     async def _acquire_slot(self, stop: asyncio.Event) -> bool:
         """Wait for a free slot, unless asked to stop first."""
@@ -356,6 +389,7 @@ class SenderWorker:
             self._trackers[tp].mark_committed(offset)
 
     async def partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self._ready.difference_update(revoked)
         # No new call for these partitions' commands: a send between tries
         # stops there, and the next owner goes on from the ledger.
         self._leave(revoked)
@@ -383,11 +417,14 @@ class SenderWorker:
     async def partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self._leaving.difference_update(assigned)
         # A previous owner may have written intents we have not read yet.
-        # Sending without them could send twice, so nothing is sent until they
-        # are read; the broker may be away for a while (a restart), which is
-        # waited out rather than ended with an exit.
+        # Sending without them could send twice, so no command of these
+        # partitions is handled until they are read (``ready_records``); the
+        # broker may be away for a while (a restart), which is waited out
+        # rather than ended with an exit.
         delay = 1.0
-        while not self._stop.is_set():
+        while True:
+            if self._stop.is_set():
+                return  # stopping: these partitions' commands are left unread
             try:
                 await self._ledger.catch_up(timeout=30.0)
                 break
@@ -395,6 +432,9 @@ class SenderWorker:
                 log.warning("could not catch up with the sender ledger (%r); retrying", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+        self._ready.update(assigned)
+        self._became_ready.set()
+        self._became_ready = asyncio.Event()
         log.info("sender assigned %s", sorted(tp.partition for tp in assigned))
 
     async def _drain_lanes(self, grace_s: float) -> None:

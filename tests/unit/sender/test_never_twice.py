@@ -352,3 +352,40 @@ async def test_a_revocation_that_ends_during_the_intent_stops_its_call() -> None
     )
     assert not settled and provider.calls == []
     assert isinstance(ledger.get(command.event_id), Intent)
+
+
+class SeekingConsumer:
+    def __init__(self, assigned: list[TopicPartition]) -> None:
+        self.assigned = set(assigned)
+        self.seeks: list[tuple[TopicPartition, int]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+async def test_commands_are_handled_only_once_the_previous_owners_intents_are_read() -> None:
+    # aiokafka fetches a newly assigned partition while the ledger is still
+    # being read: a command handled then could be sent a second time.
+    worker, _, _, ledger = _setup()
+    tp0, tp1 = TopicPartition(SETTINGS.topics.send, 0), TopicPartition(SETTINGS.topics.send, 1)
+    consumer = SeekingConsumer([tp0, tp1])
+    seen_while_reading: list[bool] = []
+
+    async def catch_up(timeout: float = 60.0) -> None:
+        batch = {tp0: [SimpleNamespace(offset=5)], tp1: [SimpleNamespace(offset=9)]}
+        seen_while_reading.append(worker.ready_records(batch, consumer))  # type: ignore[arg-type]
+        assert batch == {}
+
+    ledger.catch_up = catch_up  # type: ignore[method-assign]
+    await worker.partitions_assigned([tp0, tp1])
+    assert seen_while_reading == [False]
+    assert consumer.seeks == [(tp0, 5), (tp1, 9)]  # fetched again once ready
+    batch = {tp1: [SimpleNamespace(offset=9)]}
+    assert worker.ready_records(batch, consumer)  # type: ignore[arg-type]
+    assert list(batch) == [tp1]
+    # And a revocation makes them wait again, from its first moment.
+    await worker.partitions_revoked([tp1])
+    assert not worker.ready_records({tp1: [SimpleNamespace(offset=9)]}, consumer)  # type: ignore[dict-item]
