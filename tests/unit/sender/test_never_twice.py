@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -30,6 +31,9 @@ class RecordingProducer:
         self.sent: list[tuple[str, bytes, bytes | None]] = []
         self.headers: list[list[tuple[str, bytes]] | None] = []
         self.writes: list[int] = []  # records per send_all
+        # Run once the first intent is written: what happens to the partition
+        # while an intent is on its way to the broker.
+        self.on_intent: Callable[[], None] = lambda: None
 
     async def send_and_wait(
         self,
@@ -40,6 +44,9 @@ class RecordingProducer:
     ) -> None:
         self.sent.append((topic, value, key))
         self.headers.append(headers)
+        if b'"intent"' in value:
+            self.on_intent()
+            self.on_intent = lambda: None
 
     async def send_all(self, records: list[tuple[str, bytes | None, bytes | None]]) -> None:
         self.writes.append(len(records))
@@ -292,39 +299,10 @@ def test_an_intent_is_read_back_with_both_its_times() -> None:
     )
 
 
-class FlippingProducer(RecordingProducer):
-    """Runs ``on_intent`` once the first intent is written: what happens to
-    the partition while an intent is on its way to the broker."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.on_intent = lambda: None
-
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes,
-        key: bytes | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> None:
-        await super().send_and_wait(topic, value, key, headers)
-        if b'"intent"' in value:
-            self.on_intent()
-            self.on_intent = lambda: None
-
-
-def _flipping_setup() -> tuple[SenderWorker, FlippingProducer, CountingProvider, Ledger]:
-    producer = FlippingProducer()
-    ledger = Ledger(SETTINGS, producer)
-    provider = CountingProvider(ledger)
-    worker = SenderWorker(SenderConfig(), SETTINGS, provider, producer, ledger)
-    return worker, producer, provider, ledger
-
-
 async def test_a_revocation_that_begins_during_the_intent_waits_for_its_call() -> None:
     # Until the revocation ends no other sender can have read the ledger, so
     # a try whose intent is durable is made (and the revocation waits for it).
-    worker, producer, provider, _ = _flipping_setup()
+    worker, producer, provider, _ = _setup()
     command = _command()
     provider.command_id = command.event_id
     partition = {"leaving": False, "released": False}
@@ -340,7 +318,7 @@ async def test_a_revocation_that_begins_during_the_intent_waits_for_its_call() -
 async def test_a_revocation_that_ends_during_the_intent_stops_its_call() -> None:
     # The next owner may have read the ledger before this intent landed: a
     # call now could be the second. The send is left unknown instead.
-    worker, producer, provider, ledger = _flipping_setup()
+    worker, producer, provider, ledger = _setup()
     command = _command()
     provider.command_id = command.event_id
     partition = {"leaving": False, "released": False}
