@@ -37,6 +37,7 @@ import httpx  # noqa: E402
 import orjson  # noqa: E402
 
 from bench.e2e_support import broker_pid, cpu_seconds, pct  # noqa: E402
+from bench.kafka_counts import counting_env, process_counts  # noqa: E402
 from events.references import client_ref  # noqa: E402
 from events.topics import Topics  # noqa: E402
 from services.kafka import KafkaSettings, ensure_topics  # noqa: E402
@@ -72,9 +73,12 @@ async def first_attempts(client: httpx.AsyncClient, stack: Stack) -> dict[str, f
     return {str(k): float(v) for k, v in sends.items()}
 
 
-async def measure(stack: Stack, idle_s: float, probes: int, pause_s: float) -> dict[str, object]:
+async def measure(
+    stack: Stack, idle_s: float, probes: int, pause_s: float, counts_dir: Path
+) -> dict[str, object]:
     app = stack.create_app("idle")
     pids = {p.name: p.popen.pid for p in stack.processes}
+    ours = dict(pids)
     broker = broker_pid(stack.settings.bootstrap_servers)
     if broker:
         pids["broker"] = broker
@@ -93,10 +97,21 @@ async def measure(stack: Stack, idle_s: float, probes: int, pause_s: float) -> d
         await wait_for_finals(stack, [uuid_], timeout=120)
         await asyncio.sleep(5)  # the last statuses' webhooks and commits settle
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        requests_before = process_counts(counts_dir, ours)
         started = time.monotonic()
         await asyncio.sleep(idle_s)
         elapsed = time.monotonic() - started
         idle = {name: (cpu_seconds(pid) - before[name]) / elapsed for name, pid in pids.items()}
+        await asyncio.sleep(0.5)  # the counters are written four times a second
+        requests_after = process_counts(counts_dir, ours)
+        requests = {
+            name: {
+                key.split(" ", 1)[1]: value / elapsed
+                for key, value in (requests_after[name] - requests_before[name]).items()
+                if key.startswith("request ")
+            }
+            for name in ours
+        }
 
         to_provider: list[float] = []
         for _ in range(probes):
@@ -116,7 +131,7 @@ async def measure(stack: Stack, idle_s: float, probes: int, pause_s: float) -> d
         await wait_for_finals(stack, failovers, timeout=120)
         sends = await first_attempts(client, stack)
         lateness = [sends[client_ref(u, 1)] - sends[client_ref(u, 0)] - 15 for u in failovers]
-    return {"idle": idle, "to_provider": to_provider, "lateness": lateness}
+    return {"idle": idle, "requests": requests, "to_provider": to_provider, "lateness": lateness}
 
 
 async def main() -> None:
@@ -137,9 +152,13 @@ async def main() -> None:
         receiver = Receiver()
         async with serve_receiver(receiver):
             stack = Stack(settings=settings, tmp=Path(tmp), receiver=receiver)
+            # Each process counts its Kafka requests (bench/kafka_counting).
+            counts_dir = Path(tmp) / "kafka-counts"
+            counts_dir.mkdir()
+            stack.extra_env.update(counting_env(counts_dir))
             try:
                 await asyncio.to_thread(stack.start_all)
-                result = await measure(stack, args.idle_s, args.probes, args.pause_s)
+                result = await measure(stack, args.idle_s, args.probes, args.pause_s, counts_dir)
             finally:
                 await asyncio.to_thread(stack.stop_all)
 
@@ -152,6 +171,13 @@ async def main() -> None:
         f"  {'all':<10} {100 * sum(idle.values()):5.1f} %"
         f"   (without the broker: {100 * sum(v for k, v in idle.items() if k != 'broker'):.1f} %)"
     )
+    requests = result["requests"]
+    assert isinstance(requests, dict)
+    print("Kafka requests a second at rest, by process:")
+    for name, by_api in sorted(requests.items()):
+        listed = ", ".join(f"{api} {rate:.2f}" for api, rate in sorted(by_api.items()) if rate)
+        print(f"  {name:<10} {sum(by_api.values()):5.2f}   {listed}")
+    print(f"  {'all':<10} {sum(sum(r.values()) for r in requests.values()):5.2f}")
     to_provider = result["to_provider"]
     lateness = result["lateness"]
     assert isinstance(to_provider, list) and isinstance(lateness, list)

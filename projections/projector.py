@@ -166,7 +166,7 @@ class Projector:
         while True:
             if stop_at is not None and await self._reached(stop_at):
                 return
-            batches = await self._consumer.getmany(timeout_ms=200)
+            batches = await self._consumer.getmany(timeout_ms=1000)
             records = [r for rs in batches.values() for r in rs]
             if stop_at is not None:
                 records = [r for r in records if r.offset < stop_at.get(r.partition, 0)]

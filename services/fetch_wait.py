@@ -31,17 +31,26 @@ follows it within ``gather_ms`` travels with the next fetch, a batch. A
 gathering fetch that brings nothing makes the next one idle again, so the cost
 at rest is unchanged. ``KAFKA_FETCH_GATHER_MS=0`` turns gathering off.
 
+**Partitions set aside.** A consumer may be assigned partitions it does not
+read for now: faust keeps the processor's table changelogs assigned once they
+are restored, and aiokafka goes on fetching them, so each holds a fetched
+batch nobody takes, and every later fetch leaves it out. Such a fetch would
+count as partial for good, and the idle processor asked ten times a second.
+A process names those partitions with ``set_aside_when``; they count neither
+as read from nor as left out.
+
 aiokafka internals touched (pinned by ``tests/unit/processor/test_runtime_contract.py``):
 ``Fetcher._get_actions_per_node`` (its arguments and the 5-tuple it returns),
 ``Fetcher._proc_fetch_request`` (its arguments, and that it returns whether
 records were added), ``Fetcher._select_read_replica``,
-``Fetcher._fetch_min_bytes``, ``FetchRequest._max_wait_ms``,
+``Fetcher._fetch_min_bytes``, ``Fetcher._fetcher_timeout``, ``FetchRequest._max_wait_ms``,
 ``FetchRequest._min_bytes``, ``FetchRequest.topics``, ``Assignment.tps``.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Collection
 from typing import Any
 
 from aiokafka.consumer.fetcher import Fetcher
@@ -54,11 +63,27 @@ IDLE_FETCH_MAX_WAIT_MS = 500
 # does not wait the whole window for what one fetch can carry anyway.
 GATHER_MIN_BYTES = 64 * 1024
 
+# How long aiokafka's fetch routine sleeps when nothing signals it (its
+# default, 200 ms, is ``consumer_timeout_ms``). Everything the routine acts on
+# wakes it: a fetch answered, records taken, a seek, a pause ended, an
+# assignment lost; the timeout is a safety net, and at rest it woke every
+# consumer five times a second for nothing.
+FETCH_ROUTINE_TIMEOUT_S = 1.0
+
 _actions_per_node = Fetcher._get_actions_per_node
 _proc_fetch_request = Fetcher._proc_fetch_request
+_fetcher_init = Fetcher.__init__
 
 
 _gather_ms = 0
+_set_aside: Callable[[], Collection[Any]] | None = None
+
+
+def set_aside_when(partitions: Callable[[], Collection[Any]] | None) -> None:
+    """Partitions (``(topic, partition)`` pairs) this process's consumers are
+    assigned but do not read for now, asked for at each fetch."""
+    global _set_aside
+    _set_aside = partitions
 
 
 def _gathering_nodes(fetcher: Any) -> set[int]:
@@ -75,13 +100,21 @@ def _actions_with_shaped_waits(self: Any, assignment: Any) -> Any:
     # bytes keeps exactly what it asked for.
     if fetch_requests and self._fetch_min_bytes <= 1:
         gathering = _gathering_nodes(self)
-        read_from = Counter(self._select_read_replica(tp) for tp in assignment.tps)
+        aside = _set_aside() if _set_aside is not None else ()
+        read_from = Counter(
+            self._select_read_replica(tp) for tp in assignment.tps if tp not in aside
+        )
         for node_id, request in fetch_requests:
             if _gather_ms and node_id in gathering:
                 request._min_bytes = GATHER_MIN_BYTES
                 request._max_wait_ms = min(request._max_wait_ms, _gather_ms)
                 continue
-            asked = sum(len(partitions) for _, partitions in request.topics)
+            asked = sum(
+                1
+                for topic, partitions in request.topics
+                for partition, *_ in partitions
+                if (topic, partition) not in aside
+            )
             if asked == read_from[node_id] and request._max_wait_ms < IDLE_FETCH_MAX_WAIT_MS:
                 request._max_wait_ms = IDLE_FETCH_MAX_WAIT_MS
     return (fetch_requests, *rest)
@@ -95,6 +128,11 @@ async def _fetch_remembering_records(self: Any, assignment: Any, node_id: int, r
     else:
         gathering.discard(node_id)
     return brought
+
+
+def _init_waking_less(self: Any, *args: Any, **kwargs: Any) -> None:
+    _fetcher_init(self, *args, **kwargs)
+    self._fetcher_timeout = max(self._fetcher_timeout, FETCH_ROUTINE_TIMEOUT_S)
 
 
 def install(gather_ms: int | None = None) -> None:
@@ -111,3 +149,4 @@ def install(gather_ms: int | None = None) -> None:
     _gather_ms = gather_ms
     Fetcher._get_actions_per_node = _actions_with_shaped_waits
     Fetcher._proc_fetch_request = _fetch_remembering_records
+    Fetcher.__init__ = _init_waking_less

@@ -262,7 +262,7 @@ class Ledger:
     async def _follow(self) -> None:
         assert self._consumer is not None
         while True:
-            batch = await self._consumer.getmany(timeout_ms=200)
+            batch = await self._consumer.getmany(timeout_ms=1000)
             for records in batch.values():
                 for record in records:
                     if record.key is None or record.value is None:

@@ -34,6 +34,11 @@ from services.sender.provider import Provider, submit_with_retries
 
 log = logging.getLogger(__name__)
 
+# The longest one poll for commands waits when none come: how soon a stopping
+# sender notices (records end the wait at once). Shorter polls only woke an
+# idle sender for nothing, five times a second.
+IDLE_POLL_MS = 500
+
 OUTCOME_UNKNOWN = (
     "outcome unknown after a sender stopped during the call: the provider may have "
     "accepted the message, so it is not sent again"
@@ -108,7 +113,9 @@ class SenderWorker:
                 "sender consuming %s as group %s", self._settings.topics.send, self._config.group
             )
             while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=self._config.concurrency)
+                batch = await consumer.getmany(
+                    timeout_ms=IDLE_POLL_MS, max_records=self._config.concurrency
+                )
                 all_ready = self.ready_records(batch, consumer)
                 for tp, records in batch.items():
                     for record in records:

@@ -46,6 +46,12 @@ from services.webhooks.transport import Transport
 
 log = logging.getLogger(__name__)
 
+# The longest one poll for commands waits when none come (records end it at
+# once). Between polls the loop writes overdue pending records and commits
+# settled offsets, so at rest those may come up to this much later; shorter
+# polls only woke an idle deliverer for nothing.
+IDLE_POLL_MS = 500
+
 Clock = Callable[[], float]
 
 
@@ -116,7 +122,7 @@ class Deliverer(Attempts, Committing, Partitions):
             if ready is not None:
                 ready()
             while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=200)
+                batch = await consumer.getmany(timeout_ms=IDLE_POLL_MS)
                 generation = self._generation
                 if batch and await self._owned_only(batch):
                     await self._take(batch, generation)

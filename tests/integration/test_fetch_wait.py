@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.protocol.fetch import FetchRequest
 
 from services import fetch_wait
@@ -32,6 +32,15 @@ async def idle_consumer(settings: KafkaSettings) -> tuple[AIOKafkaConsumer, list
         **client_options(),
     )
     await consumer.start()
+    fetches = count_fetches(consumer)
+    await wait_until(
+        lambda: bool(consumer.assignment()), 30, what="the consumer has its partitions"
+    )
+    return consumer, fetches
+
+
+def count_fetches(consumer: AIOKafkaConsumer) -> list[float]:
+    """When each fetch request left the consumer's client."""
     fetches: list[float] = []
     client: Any = consumer._client
     send = client.send
@@ -42,10 +51,7 @@ async def idle_consumer(settings: KafkaSettings) -> tuple[AIOKafkaConsumer, list
         return await send(node_id, request, *args, **kwargs)
 
     client.send = counting_send
-    await wait_until(
-        lambda: bool(consumer.assignment()), 30, what="the consumer has its partitions"
-    )
-    return consumer, fetches
+    return fetches
 
 
 async def test_an_idle_consumer_fetches_twice_a_second_not_twenty_times(
@@ -131,4 +137,46 @@ async def test_a_trickle_of_records_is_fetched_in_batches_each_soon(
         assert (len(fetches) - quiet_from) / 2 <= 3
     finally:
         await producer.stop()
+        await consumer.stop()
+
+
+async def test_partitions_set_aside_do_not_make_an_idle_consumer_fetch_often(
+    kafka_settings: KafkaSettings,
+) -> None:
+    # As faust does with the processor's restored changelogs: a consumer holds
+    # partitions it does not read now, and aiokafka keeps a fetched batch of
+    # each that nobody takes, so every later fetch leaves them out.
+    producer = make_producer(kafka_settings)
+    await producer.start()
+    await producer.send_and_wait(kafka_settings.topics.webhooks, b"never taken", partition=0)
+    await producer.stop()
+    read = [TopicPartition(kafka_settings.topics.events, p) for p in range(4)]
+    aside = TopicPartition(kafka_settings.topics.webhooks, 0)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_settings.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        **client_options(),
+    )
+    await consumer.start()
+    consumer.assign([*read, aside])
+    fetches = count_fetches(consumer)
+    reader = asyncio.create_task(consumer.getmany(*read, timeout_ms=60_000))
+
+    async def fetches_a_second() -> float:
+        counted_from = len(fetches)
+        await asyncio.sleep(2)
+        return (len(fetches) - counted_from) / 2
+
+    try:
+        await asyncio.sleep(1)  # positions found, the batch of ``aside`` buffered
+        # Not named: every fetch looks like a busy consumer's partial one.
+        assert await fetches_a_second() > 5
+        fetch_wait.set_aside_when(lambda: {aside})
+        await asyncio.sleep(0.6)  # the short fetch in flight ends
+        assert await fetches_a_second() <= 3
+    finally:
+        fetch_wait.set_aside_when(None)
+        reader.cancel()
         await consumer.stop()

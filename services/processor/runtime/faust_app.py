@@ -18,7 +18,12 @@ from services.processor.runtime.handover import (
     hand_over_cleanly,
     keep_what_is_read_after_the_last_seek,
 )
-from services.processor.runtime.intake import EventsTopic, gather_fetches, shorten_fetch_wait
+from services.processor.runtime.intake import (
+    EventsTopic,
+    gather_fetches,
+    set_aside_restored_changelogs,
+    shorten_fetch_wait,
+)
 
 # Most records one fetch hands over.
 FETCH_MAX_RECORDS = 1000
@@ -45,7 +50,7 @@ def make_app(config: ProcessorConfig, batch_in_progress: asyncio.Lock) -> faust.
     gather_fetches(kafka.topics.events)
     hand_over_cleanly(batch_in_progress, timeout_s=config.session_timeout_s / 2)
     keep_what_is_read_after_the_last_seek()
-    return faust.App(
+    app = faust.App(
         config.full_app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
         broker_credentials=faust_credentials(),  # TLS/SASL when configured
@@ -69,6 +74,8 @@ def make_app(config: ProcessorConfig, batch_in_progress: asyncio.Lock) -> faust.
         broker_session_timeout=config.session_timeout_s,
         broker_heartbeat_interval=max(1.0, config.session_timeout_s / 4),
     )
+    set_aside_restored_changelogs(app)
+    return app
 
 
 def events_topic(app: faust.App, config: ProcessorConfig) -> EventsTopic:

@@ -28,13 +28,22 @@
    when it was taken. They are left out of ``FetchedRecords`` by their header
    (their offsets are still acknowledged with the rest).
 
+4. **Restored changelogs set aside.** Once faust has restored the tables it
+   stops taking records of their changelog partitions but keeps them
+   assigned; aiokafka fetches one batch of each and holds it. Every fetch
+   after that leaves those partitions out, which ``services/fetch_wait.py``
+   would read as a busy consumer's partial fetch: the idle processor asked
+   ten times a second. ``set_aside_restored_changelogs`` names them, but only
+   while faust takes every other partition it holds: during a recovery the
+   stream partitions wait too, and fetches stay short as before.
+
 faust and aiokafka internals touched (pinned by
 ``tests/unit/processor/test_runtime_contract.py`` and ``test_intake.py``):
 ``AIOKafkaConsumerThread._create_worker_consumer``, aiokafka's
 ``AIOKafkaConsumer._fetch_max_wait_ms``, faust's aiokafka ``Consumer._getmany``,
 ``Consumer._read_offset``, ``Consumer._committed_offset``, ``Consumer._acked``,
 ``Consumer._acked_index``, ``Consumer._n_acked``, ``faust.types.tuples.ack_lock``,
-``Topic._compile_decode``.
+``Topic._compile_decode``, ``Consumer._active_partitions``.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ack_lock
 
+from services import fetch_wait
 from services.processor import metrics
 
 # Marks the processor's own decisions on dispatch.events.
@@ -179,3 +189,21 @@ def acknowledge_fetched(consumer: Any, message: Any) -> None:
         acked_index.update(offsets)
         consumer._acked[tp].extend(offsets)
         consumer._n_acked += len(offsets)
+
+
+def set_aside_restored_changelogs(app: Any) -> None:
+    """Tell the fetch waits which changelog partitions faust does not take
+    (its active set left them out) while it takes every other one."""
+
+    def restored_changelogs() -> frozenset[Any]:
+        consumer = app.consumer
+        active = consumer._active_partitions
+        if not active:
+            return frozenset()
+        changelogs = app.tables.changelog_topics
+        assigned = consumer.assignment()
+        if any(tp.topic not in changelogs and tp not in active for tp in assigned):
+            return frozenset()  # a recovery or a handover is under way
+        return frozenset(tp for tp in assigned if tp.topic in changelogs and tp not in active)
+
+    fetch_wait.set_aside_when(restored_changelogs)

@@ -48,7 +48,11 @@ def test_fetcher_internals_the_idle_fetch_wait_uses() -> None:
     source = inspect.getsource(fetch_wait._actions_per_node)
     assert "return (\n            fetch_requests," in source  # the 5-tuple, requests first
     assert "def _select_read_replica(self, tp)" in inspect.getsource(Fetcher)
-    assert "self._fetch_min_bytes = fetch_min_bytes" in inspect.getsource(Fetcher.__init__)
+    init = inspect.getsource(fetch_wait._fetcher_init)
+    assert "self._fetch_min_bytes = fetch_min_bytes" in init
+    # The routine's safety-net timeout: set once, used when nothing else is due.
+    assert "self._fetcher_timeout = fetcher_timeout" in init
+    assert "backoff = self._fetcher_timeout" in source
     request = FetchRequest(50, 1, 1024, 0, [("t", [(0, 0, 1024)])])
     assert request._max_wait_ms == 50
     assert request._min_bytes == 1
@@ -73,6 +77,7 @@ def test_every_consumer_of_a_process_gets_the_idle_fetch_wait() -> None:
 
     assert Fetcher._get_actions_per_node is fetch_wait._actions_with_shaped_waits
     assert Fetcher._proc_fetch_request is fetch_wait._fetch_remembering_records
+    assert Fetcher.__init__ is fetch_wait._init_waking_less
 
 
 def attributes_set_in_init(cls: type) -> str:
@@ -111,7 +116,13 @@ def test_consumer_internals_intake_and_handover_use() -> None:
         "active_partitions",
         "timeout",
     ]
-    assert "self._fetch_max_wait_ms = fetch_max_wait_ms" in inspect.getsource(Fetcher.__init__)
+    assert "self._fetch_max_wait_ms = fetch_max_wait_ms" in inspect.getsource(
+        fetch_wait._fetcher_init
+    )
+    # The partitions faust hands over (changelogs leave it once restored).
+    assert "self._active_partitions = set()" in inspect.getsource(consumer._reset_state)
+    pause = inspect.getsource(consumer.pause_partitions)
+    assert "self._get_active_partitions().difference_update(tpset)" in pause
     assert ack_lock is not None
     assert hasattr(faust.Topic, "_compile_decode")
 
