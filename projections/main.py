@@ -22,7 +22,7 @@ from projections.api import create_api
 from projections.projector import Projector
 from projections.settings import ProjectorSettings
 from projections.store import default_group, open_store, redacted
-from services import fetch_wait
+from services import fetch_wait, http_server
 from services.dead_letters import DeadLetters
 from services.internal_endpoints import InternalTokenMissing, RequireInternalToken, token_for
 from services.kafka import ensure_topics
@@ -60,7 +60,7 @@ async def serve(config: ProjectorSettings) -> None:
         log_level="warning",
         access_log=False,
     )
-    server = uvicorn.Server(server_config)
+    server = http_server.Server(server_config)
     following = asyncio.create_task(projector.run(), name="projector")
 
     def stop_serving_if_following_died(task: asyncio.Task[None]) -> None:

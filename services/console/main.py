@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import logging
 
-import uvicorn
-
 from projections.store import redacted
+from services import http_server
 from services.console.app import create_app
 from services.console.settings import ConsoleSettings
 from services.settings import exit_on_bad_settings
@@ -30,7 +29,7 @@ def main() -> None:
         settings.port,
         redacted(settings.store_url),
     )
-    uvicorn.run(
+    http_server.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,

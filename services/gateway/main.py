@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from services import http_server
 from services.applications.registry import ApplicationRegistry
 from services.gateway.app import GatewayDeps, create_app
 from services.gateway.event_log import KafkaEventLog
@@ -134,7 +135,7 @@ def main() -> None:
             **options,
         )
     else:
-        uvicorn.run(build_app_from_env(), **options)
+        http_server.run(build_app_from_env(), **options)
 
 
 if __name__ == "__main__":

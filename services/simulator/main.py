@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-import uvicorn
-
+from services import http_server
 from services.settings import exit_on_bad_settings
 from services.simulator.app import create_app
 from services.simulator.config import SimulatorConfig
@@ -18,7 +17,7 @@ def main() -> None:
         config = SimulatorConfig.from_env()
     app = create_app(config, load_rules(config.rules_path))
     # uvicorn handles SIGTERM/SIGINT itself and shuts down promptly.
-    uvicorn.run(
+    http_server.run(
         app,
         host=config.host,
         port=config.port,
