@@ -31,6 +31,14 @@ follows it within ``gather_ms`` travels with the next fetch, a batch. A
 gathering fetch that brings nothing makes the next one idle again, so the cost
 at rest is unchanged. ``KAFKA_FETCH_GATHER_MS=0`` turns gathering off.
 
+**Followers at rest.** A consumer that nothing else asks the broker through
+once it has caught up (no offsets looked up, no seeks: the application
+registry each gateway and deliverer follows) rests longer still:
+``rest_longer`` makes its idle fetches wait ``FOLLOWER_IDLE_FETCH_MAX_WAIT_MS``.
+Only such a consumer: Kafka answers one connection's requests in order, so
+anything else sent through it (a ``ListOffsets``, the fetch after a seek)
+would queue behind that wait.
+
 **Partitions set aside.** A consumer may be assigned partitions it does not
 read for now: faust keeps the processor's table changelogs assigned once they
 are restored, and aiokafka goes on fetching them, so each holds a fetched
@@ -43,8 +51,9 @@ aiokafka internals touched (pinned by ``tests/unit/processor/test_runtime_contra
 ``Fetcher._get_actions_per_node`` (its arguments and the 5-tuple it returns),
 ``Fetcher._proc_fetch_request`` (its arguments, and that it returns whether
 records were added), ``Fetcher._select_read_replica``,
-``Fetcher._fetch_min_bytes``, ``Fetcher._fetcher_timeout``, ``FetchRequest._max_wait_ms``,
-``FetchRequest._min_bytes``, ``FetchRequest.topics``, ``Assignment.tps``.
+``Fetcher._fetch_min_bytes``, ``Fetcher._fetcher_timeout``, ``AIOKafkaConsumer._fetcher``,
+``FetchRequest._max_wait_ms``, ``FetchRequest._min_bytes``, ``FetchRequest.topics``,
+``Assignment.tps``.
 """
 
 from __future__ import annotations
@@ -59,6 +68,8 @@ from services.settings import KafkaSettings, SettingsError
 
 # Kafka's and aiokafka's own default wait.
 IDLE_FETCH_MAX_WAIT_MS = 500
+# ... for a follower that only fetches (``rest_longer``).
+FOLLOWER_IDLE_FETCH_MAX_WAIT_MS = 5000
 # A gathering fetch returns early once this much has come: under real load it
 # does not wait the whole window for what one fetch can carry anyway.
 GATHER_MIN_BYTES = 64 * 1024
@@ -115,8 +126,9 @@ def _actions_with_shaped_waits(self: Any, assignment: Any) -> Any:
                 for partition, *_ in partitions
                 if (topic, partition) not in aside
             )
-            if asked == read_from[node_id] and request._max_wait_ms < IDLE_FETCH_MAX_WAIT_MS:
-                request._max_wait_ms = IDLE_FETCH_MAX_WAIT_MS
+            idle_wait_ms = getattr(self, "_dispatch_idle_wait_ms", IDLE_FETCH_MAX_WAIT_MS)
+            if asked == read_from[node_id] and request._max_wait_ms < idle_wait_ms:
+                request._max_wait_ms = idle_wait_ms
     return (fetch_requests, *rest)
 
 
@@ -128,6 +140,12 @@ async def _fetch_remembering_records(self: Any, assignment: Any, node_id: int, r
     else:
         gathering.discard(node_id)
     return brought
+
+
+def rest_longer(consumer: Any, wait_ms: int = FOLLOWER_IDLE_FETCH_MAX_WAIT_MS) -> None:
+    """From now on ``consumer``'s idle fetches wait ``wait_ms``: for a started
+    consumer that will only fetch (see "Followers at rest" above)."""
+    consumer._fetcher._dispatch_idle_wait_ms = wait_ms
 
 
 def _init_waking_less(self: Any, *args: Any, **kwargs: Any) -> None:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from events.applications import ApplicationRegistered
 from events.codec import UndecodableMessage, decode_application
+from services import fetch_wait
 from services.applications.sealing import SealingError, SecretKeys, is_sealed
 from services.kafka import KafkaSettings, follow_from_beginning
 
@@ -116,6 +117,9 @@ class ApplicationRegistry:
                     pos >= end for pos, end in zip(positions, end_offsets.values(), strict=True)
                 ):
                     self._loaded.set()
+                    # Caught up, the follower only fetches from now on:
+                    # applications change rarely, and a record ends the wait.
+                    fetch_wait.rest_longer(consumer)
 
     async def stop(self) -> None:
         if self._task is not None:

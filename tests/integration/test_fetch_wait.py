@@ -140,6 +140,28 @@ async def test_a_trickle_of_records_is_fetched_in_batches_each_soon(
         await consumer.stop()
 
 
+async def test_a_follower_at_rest_fetches_rarely_and_still_gets_a_record_at_once(
+    kafka_settings: KafkaSettings,
+) -> None:
+    consumer, fetches = await idle_consumer(kafka_settings)
+    fetch_wait.rest_longer(consumer)
+    producer = make_producer(kafka_settings)
+    await producer.start()
+    try:
+        await asyncio.sleep(1)  # the short fetch in flight ends; a long one goes
+        counted_from = len(fetches)
+        await asyncio.sleep(4)
+        assert len(fetches) - counted_from <= 2, "a follower at rest asks every 5 s at most"
+        sent = time.monotonic()
+        await producer.send_and_wait(kafka_settings.topics.events, b"r", partition=1)
+        records = await consumer.getmany(timeout_ms=5_000)
+        assert sum(len(batch) for batch in records.values()) == 1
+        assert time.monotonic() - sent < 0.25
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
 async def test_partitions_set_aside_do_not_make_an_idle_consumer_fetch_often(
     kafka_settings: KafkaSettings,
 ) -> None:

@@ -53,6 +53,10 @@ def test_fetcher_internals_the_idle_fetch_wait_uses() -> None:
     # The routine's safety-net timeout: set once, used when nothing else is due.
     assert "self._fetcher_timeout = fetcher_timeout" in init
     assert "backoff = self._fetcher_timeout" in source
+    # A follower's fetcher, reached from its consumer (``rest_longer``).
+    from aiokafka import AIOKafkaConsumer
+
+    assert "self._fetcher = Fetcher(" in inspect.getsource(AIOKafkaConsumer.start)
     request = FetchRequest(50, 1, 1024, 0, [("t", [(0, 0, 1024)])])
     assert request._max_wait_ms == 50
     assert request._min_bytes == 1
