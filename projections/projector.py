@@ -20,7 +20,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 
 from events.codec import LogEvent, UndecodableMessage, decode_event
-from events.dispatch import DispatchEvent, MessageStatusReceived, MessageSubmitted
+from events.dispatch import (
+    DispatchEvent,
+    MessageStatusReceived,
+    MessageSubmitted,
+    WorkflowRequested,
+)
 from projections import view as views
 from projections.store import Batch, HistoryRow, ProjectionStore, StalePositions
 from projections.view import View
@@ -31,6 +36,8 @@ from services.kafka_security import client_options
 log = logging.getLogger(__name__)
 
 Decoded = tuple[ConsumerRecord, LogEvent | None]
+# A dispatch's records in a batch, with their events.
+Folded = list[tuple[ConsumerRecord, LogEvent]]
 
 
 # Records the projector could not read or fold, with why: for the dead-letter topic.
@@ -58,24 +65,13 @@ def fold_records(
     """Fold a batch of records into a :class:`Batch`, starting from the views
     ``stored`` (the store's current views of the batch's dispatches)."""
     batch = Batch(views={}, history=[], messages={}, positions={})
+    touched: dict[str, Folded] = {}
     for record, event in decoded:
         batch.positions[record.partition] = record.offset + 1
         if not isinstance(event, DispatchEvent):
             continue  # undecodable, or a tick: about time, not about one dispatch
         uuid = str(event.dispatch_uuid)
-        current = batch.views.get(uuid) or stored.get(uuid)
-        try:
-            updated = views.apply(current, event)
-        except Exception as exc:
-            # One event the view cannot take must not stop the read side
-            # (a restart would read it again, and stop again): it stays in
-            # the history, and the view goes on without it.
-            log.exception("p%s@%s: not folded into the view", record.partition, record.offset)
-            updated = None
-            if rejected is not None:
-                rejected.append((record, f"not folded into the view: {exc!r}"))
-        if updated is not None:
-            batch.views[uuid] = updated
+        touched.setdefault(uuid, []).append((record, event))
         batch.history.append(
             HistoryRow(
                 partition=record.partition,
@@ -92,7 +88,49 @@ def fold_records(
             # Routed by its client_ref: the message of a step whose send had
             # an unknown outcome is known from here on.
             batch.messages.setdefault(event.message_uuid, (uuid, event.step))
+    for uuid, events in touched.items():
+        view = _fold_dispatch(stored.get(uuid), events, rejected)
+        if view is not None:
+            batch.views[uuid] = view
     return batch
+
+
+def _fold_dispatch(view: View | None, events: Folded, rejected: Rejected | None) -> View | None:
+    """The view of one dispatch after the batch's events of it: unpacked once
+    and rendered once, not at every event (rendering and unpacking were a
+    third of the projector's CPU; bench/RESULTS.md, "The projector renders a
+    view once a batch")."""
+    try:
+        unpacked = views.unpack(view) if view is not None else None
+        for _, event in events:
+            if unpacked is not None:
+                views.fold_into(unpacked, event)
+            elif isinstance(event, WorkflowRequested):
+                unpacked = views.requested(event)
+            # else: an event of a dispatch whose request we never saw
+        return views.pack(unpacked) if unpacked is not None else None
+    except Exception:
+        return _fold_one_by_one(view, events, rejected)
+
+
+def _fold_one_by_one(view: View | None, events: Folded, rejected: Rejected | None) -> View | None:
+    """The same, an event at a time, leaving out the events the view cannot take.
+
+    One event the view cannot take must not stop the read side (a restart
+    would read it again, and stop again): it stays in the history, and the
+    view goes on without it."""
+    folded = None
+    for record, event in events:
+        try:
+            updated = views.apply(view, event)
+        except Exception as exc:
+            log.exception("p%s@%s: not folded into the view", record.partition, record.offset)
+            updated = None
+            if rejected is not None:
+                rejected.append((record, f"not folded into the view: {exc!r}"))
+        if updated is not None:
+            view = folded = updated
+    return folded
 
 
 async def project(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -59,9 +60,42 @@ def public(view: View) -> View:
 
 def state_of(view: View) -> DispatchState:
     """The rules' state of the dispatch, as the view folded it."""
+    return unpack(view).state
+
+
+@dataclass
+class Unpacked:
+    """A view taken apart for folding: the rules' state, and what the view
+    keeps beside it. Events fold into it in place; :func:`pack` renders it."""
+
+    state: DispatchState
+    extras: dict[str, Any]
+
+
+def unpack(view: View) -> Unpacked:
     # A deep copy: the state's objects take the parsed dicts over, and the
-    # view's own must not change with them.
-    return state_from_stored(orjson.loads(orjson.dumps(view[PRIVATE]["state"])))
+    # view's own must not change with them (nor with the extras folded into).
+    private = orjson.loads(orjson.dumps(view[PRIVATE]))
+    return Unpacked(state_from_stored(private["state"]), private["extras"])
+
+
+def pack(unpacked: Unpacked) -> View:
+    return render(unpacked.state, unpacked.extras)
+
+
+def requested(event: WorkflowRequested) -> Unpacked:
+    """A dispatch's first view, from its request."""
+    extras: dict[str, Any] = {
+        "requested_at": event.occurred_at.isoformat(),
+        "template": event.template,
+        "finished_at": None,
+        "entries": {},
+        "webhooks": {"delivered": [], "abandoned": [], "pending": []},
+        "final": {"delivered": False, "abandoned": False},
+    }
+    state = fold(None, event)
+    assert state is not None
+    return Unpacked(state, extras)
 
 
 def apply(view: View | None, event: LogEvent) -> View | None:
@@ -69,33 +103,30 @@ def apply(view: View | None, event: LogEvent) -> View | None:
     if isinstance(event, Tick):
         return view
     if isinstance(event, WorkflowRequested):
-        if view is not None:
-            return view
-        extras: dict[str, Any] = {
-            "requested_at": event.occurred_at.isoformat(),
-            "template": event.template,
-            "finished_at": None,
-            "entries": {},
-            "webhooks": {"delivered": [], "abandoned": [], "pending": []},
-            "final": {"delivered": False, "abandoned": False},
-        }
-        state = fold(None, event)
-        assert state is not None
-        return render(state, extras)
+        return view if view is not None else pack(requested(event))
     if view is None:
         return None  # events of a dispatch whose request we never saw
-    state = state_of(view)
-    extras = view[PRIVATE]["extras"]
+    unpacked = unpack(view)
+    fold_into(unpacked, event)
+    return pack(unpacked)
+
+
+def fold_into(unpacked: Unpacked, event: LogEvent) -> None:
+    """Fold one event into an unpacked view (a request or a tick changes nothing:
+    the view exists already, and ticks are about time, not one dispatch)."""
+    if isinstance(event, Tick | WorkflowRequested):
+        return
+    state, extras = unpacked.state, unpacked.extras
     if isinstance(event, MessageStatusReceived):
         if over_status_bound(state, event, max_statuses_per_message()):
-            return view  # the processor drops it too (Policy.max_statuses_per_message)
+            return  # the processor drops it too (Policy.max_statuses_per_message)
         before = len(state.seen)
         fold(state, event)
         if len(state.seen) > before:
             extras["entries"].setdefault(event.message_uuid, []).append(_entry(event))
             key = state.seen[before]
             _issued(extras, factories.status_webhook_id(state.dispatch_uuid, key))
-        return render(state, extras)
+        return
     finished = state.finished
     fold(state, event)
     if not finished and state.finished and isinstance(event, WorkflowCompleted | WorkflowFailed):
@@ -116,7 +147,6 @@ def apply(view: View | None, event: LogEvent) -> View | None:
             pending.remove(webhook_id)
         if event.kind == "final":
             extras["final"][outcome] = True
-    return render(state, extras)
 
 
 def _issued(extras: dict[str, Any], webhook_id: uuid.UUID) -> None:

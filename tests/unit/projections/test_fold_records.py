@@ -4,17 +4,22 @@ history into any two batches and the result is the view of the whole."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
+import pytest
 from aiokafka import ConsumerRecord
 from hypothesis import given
 from hypothesis import strategies as st
 
 from events.codec import encode
+from events.dispatch import MessageSubmitted
+from projections import view as view_module
 from projections.projector import decode_records, fold_records, project
 from projections.store import HistoryRow
-from projections.view import View, public
+from projections.view import View, public, refold
 from tests.fixtures_events import failover_history
 
 
@@ -86,3 +91,44 @@ def test_a_view_written_by_an_older_projector_is_folded_again_from_its_history()
     store = _StoreOfAnOlderProjector(older, first.history)
     second = asyncio.run(project(store, records[split:]))  # type: ignore[arg-type]
     assert second.views == whole.views
+
+
+@given(st.lists(st.integers(min_value=0, max_value=9), max_size=4))
+def test_a_batch_folded_at_once_shows_what_folding_event_by_event_shows(cuts: list[int]) -> None:
+    # Two dispatches interleaved, cut into batches anywhere: each view is the
+    # one the events give folded one at a time (``refold``).
+    first, second = uuid.uuid4(), uuid.uuid4()
+    pairs = zip(failover_history(first), failover_history(second), strict=True)
+    events = [event for pair in pairs for event in pair]
+    records = _records(events)
+    bounds = sorted({0, *(c * 2 for c in cuts), len(records)})
+    stored: dict[str, View] = {}
+    for start, end in itertools.pairwise(bounds):
+        stored.update(fold_records(decode_records(records[start:end]), stored).views)
+    for dispatch in (first, second):
+        assert stored[str(dispatch)] == refold(failover_history(dispatch))
+        assert stored[str(dispatch)]["status"] == "completed"
+
+
+def test_an_event_the_view_cannot_take_is_left_out_and_the_rest_folded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dispatch = uuid.uuid4()
+    events = failover_history(dispatch)
+    refused = [i for i, e in enumerate(events) if isinstance(e, MessageSubmitted)]
+    real_fold = view_module.fold
+
+    def fold_refusing_submissions(state: Any, event: Any) -> Any:
+        if isinstance(event, MessageSubmitted):
+            raise ValueError("cannot take it")
+        return real_fold(state, event)
+
+    monkeypatch.setattr(view_module, "fold", fold_refusing_submissions)
+    rejected: list[tuple[ConsumerRecord, str]] = []
+    batch = fold_records(decode_records(_records(events)), {}, rejected)
+
+    reason = "not folded into the view: ValueError('cannot take it')"
+    assert [(r.offset, why) for r, why in rejected] == [(offset, reason) for offset in refused]
+    others = [e for e in events if not isinstance(e, MessageSubmitted)]
+    assert batch.views[str(dispatch)] == refold(others)
+    assert len(batch.history) == len(events)  # the history keeps every event
