@@ -173,9 +173,13 @@ async def kafka_snapshot(stack: Stack, counts_dir: Path | None) -> KafkaSnapshot
     if counts_dir is None:
         return None
     return (
-        await end_offsets(stack.settings.bootstrap_servers),
+        await end_offsets(stack.settings.bootstrap_servers, topic_prefix(stack)),
         process_counts(counts_dir, {p.name: p.popen.pid for p in stack.processes}),
     )
+
+
+def topic_prefix(stack: Stack) -> str:
+    return stack.settings.topics.events.removesuffix("dispatch.events")
 
 
 def kafka_table(
@@ -189,7 +193,7 @@ def kafka_table(
         return []
     return table(
         completed,
-        stack.settings.topics.events.removesuffix("dispatch.events"),
+        topic_prefix(stack),
         (before[0], after[0]),
         (before[1], after[1]),
         broker,

@@ -3,7 +3,7 @@
 Three sources, each the reliable one for what it counts:
 
 - records produced per topic: the growth of each topic's end offsets over the
-  run, read from the broker (every topic, ``__consumer_offsets`` included:
+  run, read from the broker (the run's topics, ``__consumer_offsets`` included:
   each committed partition offset is a record there, so its growth is the
   offset commits as the broker stored them);
 - requests per process by API (Produce, Fetch, OffsetCommit, ...) and the
@@ -30,6 +30,8 @@ from aiokafka.structs import TopicPartition
 from bench.e2e_support import TICKS
 
 COUNTING_DIR = Path(__file__).resolve().parent / "kafka_counting"
+# Grows by one record per partition offset committed.
+OFFSETS = "__consumer_offsets"
 
 
 def counting_env(directory: Path) -> dict[str, str]:
@@ -47,12 +49,16 @@ def process_counts(directory: Path, pids: dict[str, int]) -> dict[str, Counter[s
     return out
 
 
-async def end_offsets(bootstrap: str) -> dict[str, int]:
-    """The sum of the end offsets of each topic's partitions, every topic."""
+async def end_offsets(bootstrap: str, prefix: str = "") -> dict[str, int]:
+    """The sum of the end offsets of each topic's partitions: the topics named
+    with ``prefix``, and the offsets topic (commits). Only those: a broker that
+    has held many runs has thousands of partitions, and asking for all their
+    offsets outlasted the request timeout."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        described = await admin.describe_topics(await admin.list_topics())
+        topics = [t for t in await admin.list_topics() if t.startswith(prefix) or t == OFFSETS]
+        described = await admin.describe_topics(topics)
     finally:
         await admin.close()
     partitions = [
