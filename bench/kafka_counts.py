@@ -110,11 +110,13 @@ def table(
     produced = {t: after[t] - before.get(t, 0) for t in after if after[t] - before.get(t, 0) > 0}
     fetched: Counter[str] = Counter()
     requests: dict[str, Counter[str]] = {}
+    fetch_partitions: Counter[str] = Counter()
     for name, counts in processes[1].items():
         delta = counts - processes[0].get(name, Counter())
         requests[name] = Counter(
             {k.split(" ", 1)[1]: v for k, v in delta.items() if k.startswith("request ")}
         )
+        fetch_partitions[name] = delta.get("partitions Fetch", 0)
         for key, value in delta.items():
             if key.startswith("fetched "):
                 fetched[key.split(" ", 1)[1]] += value
@@ -128,13 +130,19 @@ def table(
         f"  {'all topics':44} {sum(produced.values()) / n:9.2f} {sum(fetched.values()) / n:9.2f}"
     )
     apis = ["Produce", "Fetch", "OffsetCommit", "TxnOffsetCommit", "Heartbeat", "Metadata"]
-    lines.append("  requests per dispatch, by process: " + ", ".join(apis) + ", other")
+    lines.append(
+        "  requests per dispatch, by process: "
+        + ", ".join(apis)
+        + ", other; partitions a fetch names"
+    )
     for name, counts in sorted(requests.items()):
         other = sum(v for k, v in counts.items() if k not in apis)
+        fetches = counts.get("Fetch", 0)
+        per_fetch = f"{fetch_partitions[name] / fetches:7.1f}" if fetches else f"{'-':>7}"
         lines.append(
             f"    {name:28} "
             + " ".join(f"{counts.get(api, 0) / n:7.2f}" for api in apis)
-            + f" {other / n:7.2f}"
+            + f" {other / n:7.2f} {per_fetch}"
         )
     totals = sum(requests.values(), Counter())
     lines.append(

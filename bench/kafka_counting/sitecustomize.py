@@ -4,9 +4,9 @@ benchmark's record and request table (``bench/kafka_counts.py``).
 Loaded by the interpreter at start when this folder is on ``PYTHONPATH`` and
 does nothing unless ``DISPATCH_BENCH_KAFKA_COUNTS_DIR`` is set: then it wraps
 aiokafka's one request path (``AIOKafkaConnection.send``, under faust too),
-counting requests by API and the records of each fetch response by topic
-(control batches left out), and writes the counts to ``<dir>/<pid>.json``
-four times a second from a thread. The product's code is untouched.
+counting requests by API, the partitions each fetch names, and the records of
+each fetch response by topic (control batches left out), and writes the counts
+to ``<dir>/<pid>.json`` four times a second from a thread. The product's code is untouched.
 """
 
 from __future__ import annotations
@@ -63,6 +63,9 @@ def _install(directory: str) -> None:
     def send(self: Any, request: Any, expect_response: bool = True) -> Any:
         api = _API_NAMES.get(request.API_KEY, str(request.API_KEY))
         counts[f"request {api}"] += 1
+        if api == "Fetch":
+            # How many partitions the request names: the broker reads each one.
+            counts["partitions Fetch"] += sum(len(p) for _, p in getattr(request, "topics", ()))
         waiting = original_send(self, request, expect_response)
         if api == "Fetch" and expect_response:
             return _count_fetched(waiting)
