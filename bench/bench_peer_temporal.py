@@ -250,7 +250,9 @@ async def main() -> None:
             f"  Dispatch / Temporal: {ours.rate / max(peer.rate, 1e-9):.1f} times the "
             "dispatches/s, "
             f"{peer.cpu_ms_per_dispatch / max(ours.cpu_ms_per_dispatch, 1e-9):.1f} times less "
-            "CPU per dispatch"
+            "CPU per dispatch ("
+            f"{peer.system_cpu_ms_per_dispatch / max(ours.system_cpu_ms_per_dispatch, 1e-9):.1f} "
+            "times, the systems alone)"
         )
     print(f"  webhooks received from both systems, each with a valid signature: {signed}")
     if baseline is not None:
