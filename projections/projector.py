@@ -108,7 +108,7 @@ def _fold_dispatch(view: View | None, events: Folded, rejected: Rejected | None)
             elif isinstance(event, WorkflowRequested):
                 unpacked = views.requested(event)
             # else: an event of a dispatch whose request we never saw
-        return views.pack(unpacked) if unpacked is not None else None
+        return views.pack_to_store(unpacked) if unpacked is not None else None
     except Exception:
         return _fold_one_by_one(view, events, rejected)
 
