@@ -86,8 +86,9 @@ def pack(unpacked: Unpacked) -> View:
 def pack_to_store(unpacked: Unpacked) -> View:
     """The view as :func:`pack` renders it, for a store to write: the rules'
     state is in it as the JSON the processor's codec writes, not parsed back
-    into objects only to be written out again (a tenth of the projector's CPU
-    under load; bench/RESULTS.md, "The projector's views")."""
+    into objects only to be written out again (a fifth of the projector's CPU
+    when each batch brings one event of a dispatch; bench/RESULTS.md, "The
+    projector's views")."""
     return render(
         unpacked.state, unpacked.extras, stored_state=orjson.Fragment(encode_state(unpacked.state))
     )
