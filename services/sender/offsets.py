@@ -47,5 +47,15 @@ class OffsetTracker:
             return None
         return candidate
 
+    def first_unsettled(self) -> int:
+        """The first offset not settled yet (Kafka's "next to read"): never
+        behind what was committed, never past a record in flight or held.
+        Only asked while a record of the partition is in flight."""
+        open_offsets = self._in_flight | self._held
+        if open_offsets:
+            return min(open_offsets)
+        assert self._highest_seen is not None, "no record of this partition yet"
+        return self._highest_seen + 1
+
     def mark_committed(self, offset: int) -> None:
         self._committed = offset

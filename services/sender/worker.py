@@ -31,6 +31,7 @@ from services.sender.ledger import Intent, Ledger, Outcome, Retrying
 from services.sender.offsets import OffsetTracker
 from services.sender.outcomes import Transient, outcome_event, unknown_event
 from services.sender.provider import Provider, submit_with_retries
+from services.sender.stalls import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS, StallWatch
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,11 @@ class SenderWorker:
         self._stop = asyncio.Event()
         # Set (and replaced) whenever a record finishes, to wake waiters.
         self._finished = asyncio.Event()
+        # After the process stood still long enough to be dropped from the
+        # group, a call waits for the group to confirm it is still a member.
+        self._stalls = StallWatch()
+        self._stalls_confirmed = 0
+        self._membership_probe = asyncio.Lock()
 
     # -- the loop ----------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -102,11 +108,15 @@ class SenderWorker:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             client_id="dispatch-sender",
+            # aiokafka's defaults, named: what a stall is judged against.
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
         )
         self._consumer = consumer
         self._stop = stop
         await consumer.start()
         committer = asyncio.create_task(self._commit_periodically(), name="sender-commits")
+        watch = asyncio.create_task(self._stalls.run(), name="sender-stall-watch")
         try:
             consumer.subscribe([self._settings.topics.send], listener=_Rebalance(self))
             log.info(
@@ -132,7 +142,8 @@ class SenderWorker:
             self._leave(list(self._trackers))
             await self._drain_lanes(self._shutdown_grace_s)
             committer.cancel()
-            await asyncio.gather(committer, return_exceptions=True)
+            watch.cancel()
+            await asyncio.gather(committer, watch, return_exceptions=True)
             await self._commit()
             await consumer.stop()
 
@@ -254,8 +265,43 @@ class SenderWorker:
             return self._trackers.get(tp) is tracker
 
         return await self.handle(
-            command, owns=lambda: tp not in self._leaving and holds(), holds=holds
+            command,
+            owns=lambda: tp not in self._leaving and holds(),
+            holds=holds,
+            still_member=lambda: self._still_member(tp, tracker),
         )
+
+    async def _still_member(self, tp: TopicPartition, tracker: OffsetTracker) -> bool:
+        """Whether the group still has this sender, asked only after the
+        process stood still long enough to have been dropped (``stalls.py``):
+        dropped, its partitions may be another sender's, which may have read
+        the ledger before this intent and sent already."""
+        if not self._stalls.stalled_since(self._stalls_confirmed):
+            return True
+        async with self._membership_probe:
+            if not self._stalls.stalled_since(self._stalls_confirmed):
+                return True  # confirmed by the probe this one waited for
+            self._stalls.stamp()  # a stall still under way is counted, and so confirmed
+            stalls = self._stalls.stalls
+            consumer = self._consumer
+            if consumer is None:
+                return False
+            # A commit names the group generation: refused if it moved on. The
+            # offset is the first not settled, the one the committed offset is
+            # at or behind: committed again, it skips nothing.
+            try:
+                await consumer.commit({tp: tracker.first_unsettled()})
+            except KafkaError as exc:
+                log.warning(
+                    "stood still long enough to lose %s (%s): its calls are left to its next "
+                    "owner, as unknown if their intents were written",
+                    tp,
+                    exc,
+                )
+                return False
+            self._stalls_confirmed = stalls
+            log.info("stood still, and the group still has this sender: sending on")
+            return True
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         """Park a command that cannot be handled, with why and where it was."""
@@ -266,16 +312,19 @@ class SenderWorker:
         command: SendMessage,
         owns: Callable[[], bool] = lambda: True,
         holds: Callable[[], bool] = lambda: True,
+        still_member: Callable[[], Awaitable[bool]] | None = None,
     ) -> bool:
         """Settle one command: call the provider, or answer from the ledger.
         False if it was left unsettled because its partition is going to
-        another sender: ``owns()`` false (revoking: no new try starts) or
-        ``holds()`` false (revoked: another sender may have read the ledger)."""
+        another sender: ``owns()`` false (revoking: no new try starts),
+        ``holds()`` false (revoked: another sender may have read the ledger)
+        or ``still_member()`` false (the group dropped this sender while it
+        stood still)."""
         command_id = command.event_id
         entry = self._ledger.get(command_id)
         event: Outcome
         if entry is None or isinstance(entry, Retrying):
-            return await self._send(command, entry, owns, holds)
+            return await self._send(command, entry, owns, holds, still_member or _member)
         if isinstance(entry, Intent):
             log.warning(
                 "command %s was in flight when a sender stopped; not sent again", command_id
@@ -294,6 +343,7 @@ class SenderWorker:
         resumed: Retrying | None,
         owns: Callable[[], bool],
         holds: Callable[[], bool],
+        still_member: Callable[[], Awaitable[bool]],
     ) -> bool:
         command_id = command.event_id
         attempted_at = resumed.at if resumed is not None else utcnow()
@@ -307,14 +357,15 @@ class SenderWorker:
             # revocation ended meanwhile. A revocation waits (the grace) for
             # sends in flight, so until it ends no other sender can have read
             # the ledger; after, one may have read it without this intent,
-            # and would call too.
+            # and would call too. The same if the group dropped this sender
+            # while it stood still: it has not been told of a revocation.
             if not owns():
                 return False
             call_at = attempted_at if attempt == 1 else utcnow()
             await self._until_kafka_ok(
                 lambda: self._ledger.record_intent(command_id, attempted_at, attempt, call_at)
             )
-            return holds()
+            return holds() and await still_member()
 
         async def after_refusal(attempts: int, answer: Transient) -> None:
             # Surely not accepted: a sender that dies now leaves "retrying",
@@ -451,3 +502,7 @@ class SenderWorker:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _member() -> bool:
+    return True
