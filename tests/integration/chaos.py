@@ -1,7 +1,8 @@
 """The chaos run: a steady load of mixed-outcome dispatches while, in turn,
-each process is killed -9 and started again, the broker is restarted, the
-webhook receiver is down, and the provider answers 5xx and then times out
-for a while. Shared by the bounded test in the suite
+each process is killed -9 and started again, each sender is frozen (SIGSTOP)
+past its session when there is another to take its partitions over, the
+broker is restarted, the webhook receiver is down, and the provider answers
+5xx and then times out for a while. Shared by the bounded test in the suite
 (`tests/integration/test_chaos.py`) and the longer `bench/bench_chaos.py`.
 
 Only the simulator (the stand-in for the provider) is never killed: its
@@ -11,6 +12,8 @@ counts of what it accepted per ``client_ref`` are how double sends are found.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,6 +32,8 @@ BROKER_DOWN_S = 6.0
 RECEIVER_DOWN_S = 15.0
 PROVIDER_5XX_S = 10.0
 PROVIDER_SLOW_S = 10.0
+# Longer than a sender's session (10 s): the group hands its partitions over.
+SENDER_FROZEN_S = 15.0
 
 
 @dataclass
@@ -61,8 +66,15 @@ class Chaos:
             for name in self.stack.instances
             if name.partition("-")[0] == kind
         ]
+        senders = [name for name in self.stack.instances if name.partition("-")[0] == "sender"]
+        freezes = [
+            (f"{name} frozen {SENDER_FROZEN_S:g} s (SIGSTOP)", self._freeze(name))
+            for name in senders
+            if len(senders) > 1
+        ]
         return [
             *kills,
+            *freezes,
             ("broker restart", self.restart_broker),
             ("webhook receiver down", self.receiver_down),
             ("provider 5xx, then timing out", self.provider_down),
@@ -71,6 +83,17 @@ class Chaos:
     def _kill_restart(self, name: str) -> Callable[[], Awaitable[None]]:
         async def fault() -> None:
             await asyncio.to_thread(self.stack.kill_and_restart, name)
+
+        return fault
+
+    def _freeze(self, name: str) -> Callable[[], Awaitable[None]]:
+        async def fault() -> None:
+            pid = self.stack.instances[name].popen.pid
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                await asyncio.sleep(SENDER_FROZEN_S)
+            finally:
+                os.kill(pid, signal.SIGCONT)
 
         return fault
 
