@@ -18,6 +18,7 @@ import pytest
 from events.references import client_ref
 from services.kafka import KafkaSettings
 from tests.integration.test_sender_support import (
+    attempts,
     send_commands,
     simulator_sends,
     sms_command,
@@ -30,13 +31,9 @@ from tests.processes import Process
 pytestmark = pytest.mark.kafka
 
 
-async def _attempts(base_url: str, ref: str) -> int:
-    return int((await simulator_sends(base_url))["attempts"].get(ref, 0))
-
-
 async def _until_attempted(base_url: str, ref: str, timeout: float) -> None:
     for _ in range(int(timeout * 10)):
-        if await _attempts(base_url, ref) >= 1:
+        if await attempts(base_url, ref) >= 1:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"{ref} was never sent")

@@ -17,6 +17,7 @@ from events.dispatch import MessageOutcomeUnknown, MessageSubmitted
 from events.references import client_ref
 from services.kafka import KafkaSettings
 from tests.integration.test_sender_support import (
+    attempts,
     decoded,
     send_commands,
     simulator_sends,
@@ -31,14 +32,10 @@ from tests.processes import Process
 pytestmark = pytest.mark.kafka
 
 
-async def _attempts(base_url: str, client_ref: str) -> int:
-    return int((await simulator_sends(base_url))["attempts"].get(client_ref, 0))
-
-
 async def _until_first_attempt(base_url: str, client_ref: str) -> None:
     """Until the provider has seen the first try (10 s at most)."""
     for _ in range(100):
-        if await _attempts(base_url, client_ref) == 1:
+        if await attempts(base_url, client_ref) == 1:
             return
         await asyncio.sleep(0.1)
 
@@ -69,7 +66,7 @@ async def test_killed_during_the_call_the_outcome_is_unknown_instead_of_a_second
     assert event.command_id == command.event_id
     # Give a wrong second send every chance to happen before counting.
     await asyncio.sleep(4)
-    assert await _attempts(base_url, ref) == 1
+    assert await attempts(base_url, ref) == 1
 
 
 async def test_killed_before_the_commit_the_outcome_is_re_emitted_without_a_send(
@@ -102,7 +99,7 @@ async def test_killed_before_the_commit_the_outcome_is_re_emitted_without_a_send
     assert all(isinstance(e, MessageSubmitted) for e in events)
     # The same event twice (same id): consumers drop the duplicate.
     assert events[0] == events[1]
-    assert await _attempts(base_url, ref) == 1
+    assert await attempts(base_url, ref) == 1
 
 
 async def test_killed_between_refused_tries_the_successor_goes_on_and_sends_once(

@@ -115,6 +115,11 @@ async def simulator_sends(base_url: str) -> dict[str, Any]:
         return result
 
 
+async def attempts(base_url: str, client_ref: str) -> int:
+    """How many times the provider was called for ``client_ref``."""
+    return int((await simulator_sends(base_url))["attempts"].get(client_ref, 0))
+
+
 def decoded(records: list[ConsumerRecord]) -> list[tuple[int, DispatchEvent]]:
     """(partition, event) of every dispatch event among ``records``."""
     out: list[tuple[int, DispatchEvent]] = []
